@@ -1,0 +1,17 @@
+//! sparsevlp: a GPU-kernel-centric sparse transformer runtime for vision-language models.
+//!
+//! Layers: [`tensor`] (shape, dtype, device storage) → [`ops`] (forward/backward kernels)
+//! → [`nn`] (layers with named parameters) → [`checkpoint`] (safetensors I/O). The
+//! [`gradcheck`] module proves every backward against finite differences.
+
+pub mod device;
+pub mod error;
+pub mod gradcheck;
+pub mod nn;
+pub mod ops;
+pub mod rng;
+pub mod tensor;
+
+pub use device::Device;
+pub use error::{Error, Result};
+pub use tensor::{DType, Shape, Tensor};

@@ -70,7 +70,7 @@ pub fn check_gradient(
             _ => Some(cur),
         });
     match worst {
-        Some((i, g, err)) if !(err <= tol) => Err(format!(
+        Some((i, g, err)) if err.is_nan() || err > tol => Err(format!(
             "{name}: gradient mismatch at entry {i}: analytic {:.10e}, numeric {g:.10e} \
              (error {err:.3e} > tolerance {tol:.3e}; largest entry {scale:.3e})",
             analytic[i]
@@ -89,7 +89,10 @@ mod tests {
     use super::*;
 
     fn cubic(x: &[f64]) -> f64 {
-        x.iter().enumerate().map(|(i, v)| (i as f64 + 1.0) * v.powi(3)).sum()
+        x.iter()
+            .enumerate()
+            .map(|(i, v)| (i as f64 + 1.0) * v.powi(3))
+            .sum()
     }
 
     fn cubic_grad(x: &[f64]) -> Vec<f64> {

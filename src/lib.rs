@@ -4,6 +4,8 @@
 //! → [`nn`] (layers with named parameters) → [`checkpoint`] (safetensors I/O). The
 //! [`gradcheck`] module proves every backward against finite differences.
 
+pub mod checkpoint;
+pub mod cli;
 pub mod device;
 pub mod error;
 pub mod gradcheck;

@@ -6,4 +6,14 @@
 //! a gradient twice. On the CPU every op computes in f32 (production) or f64 (gradient
 //! checks); bf16/f16 are storage types and are refused with a clear error.
 
+pub mod adamw;
+pub mod attention;
 pub mod cpu;
+pub mod dropout;
+pub mod elementwise;
+pub mod embedding;
+pub mod gemm;
+pub mod layernorm;
+pub mod loss;
+pub mod matmul;
+pub mod softmax;

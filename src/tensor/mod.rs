@@ -9,8 +9,8 @@ mod shape;
 mod storage;
 
 pub use dtype::{DType, Element};
-pub use float::Float;
 pub(crate) use float::with_float;
+pub use float::Float;
 pub use shape::Shape;
 pub use storage::{CpuStorage, Storage};
 

@@ -34,12 +34,7 @@ impl Shape {
 
     /// Number of rows when the tensor is viewed as a matrix `[numel / last_dim, last_dim]`.
     pub fn rows(&self) -> usize {
-        let last = self.last_dim();
-        if last == 0 {
-            0
-        } else {
-            self.numel() / last
-        }
+        self.numel().checked_div(self.last_dim()).unwrap_or(0)
     }
 
     /// The same leading dimensions with the last one replaced by `last`.

@@ -1,0 +1,299 @@
+//! Named-parameter checkpoints in the safetensors format.
+//!
+//! Saves are atomic: the file is written under a unique temporary name in the target
+//! directory, synced, then renamed over the destination, so a failed or interrupted save
+//! never leaves a half-written checkpoint behind nor damages an existing one. Loads never
+//! panic on a corrupt file; every error names the file (and the tensor where there is one),
+//! and [`load_module`] reports all problems at once and only assigns when there are none.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use half::{bf16, f16};
+use safetensors::tensor::{Dtype, SafeTensors, View};
+
+use crate::error::{Error, Result};
+use crate::nn::Module;
+use crate::tensor::{CpuStorage, DType, Tensor};
+
+/// Writes `tensors` to `path` as safetensors, each converted to `dtype` on disk.
+///
+/// Names must be unique (and not the reserved `__metadata__`). The write is atomic: on
+/// any failure the temporary file is removed and an existing `path` is left untouched.
+pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)], dtype: DType) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (name, _) in tensors {
+        if name == "__metadata__" {
+            return Err(checkpoint_error(
+                path,
+                "tensor name '__metadata__' is reserved by the safetensors format",
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(checkpoint_error(
+                path,
+                format!("duplicate tensor name '{name}'"),
+            ));
+        }
+    }
+    let mut views = Vec::with_capacity(tensors.len());
+    for (name, tensor) in tensors {
+        views.push((
+            name.as_str(),
+            DiskView {
+                storage: tensor.cpu_storage()?,
+                shape: tensor.dims(),
+                dtype,
+            },
+        ));
+    }
+    let bytes = safetensors::serialize(views, None)
+        .map_err(|e| checkpoint_error(path, format!("cannot serialise: {e}")))?;
+    write_atomically(path, &bytes)
+}
+
+/// Reads every tensor of a safetensors file, keeping its on-disk float dtype, sorted by
+/// name. Non-float tensors and corrupt or truncated files are errors naming the file.
+pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let mut tensors = Vec::new();
+    let mut problems = Vec::new();
+    for (name, decoded) in read_file(path)? {
+        match decoded {
+            Ok(t) => tensors.push((name, t)),
+            Err(msg) => problems.push(msg),
+        }
+    }
+    if problems.is_empty() {
+        Ok(tensors)
+    } else {
+        Err(checkpoint_error(path, problems.join("; ")))
+    }
+}
+
+/// Saves every parameter of `module` under its name, converted to `dtype` on disk.
+pub fn save_module(path: &Path, module: &dyn Module, dtype: DType) -> Result<()> {
+    let mut tensors = Vec::new();
+    module.visit_params(&mut |p| tensors.push((p.name.clone(), p.value.clone())));
+    save_tensors(path, &tensors, dtype)
+}
+
+/// Loads every parameter of `module` from `path`, converting each tensor to the
+/// parameter's dtype.
+///
+/// All problems (missing, unexpected, wrongly shaped or non-float tensors) are collected
+/// into one error; on any error the parameters are left unchanged.
+pub fn load_module(path: &Path, module: &mut dyn Module) -> Result<()> {
+    let mut on_disk: BTreeMap<String, std::result::Result<Tensor, String>> =
+        read_file(path)?.into_iter().collect();
+    let mut problems = Vec::new();
+    let mut values = Vec::new();
+    let mut seen = HashSet::new();
+    module.visit_params(&mut |p| {
+        if !seen.insert(p.name.clone()) {
+            problems.push(format!("the model has two parameters named '{}'", p.name));
+            return;
+        }
+        match on_disk.remove(&p.name) {
+            None => problems.push(format!("missing tensor '{}'", p.name)),
+            Some(Err(msg)) => problems.push(msg),
+            Some(Ok(t)) if t.dims() != p.value.dims() => problems.push(format!(
+                "tensor '{}': expected shape {}, found {}",
+                p.name,
+                p.value.shape(),
+                t.shape()
+            )),
+            Some(Ok(t)) => values.push(t.to_dtype(p.value.dtype())),
+        }
+    });
+    problems.extend(
+        on_disk
+            .keys()
+            .map(|name| format!("unexpected tensor '{name}'")),
+    );
+    if !problems.is_empty() {
+        let msg = format!(
+            "does not fit the model ({} problem{}): {}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("; ")
+        );
+        return Err(checkpoint_error(path, msg));
+    }
+    let mut values = values.into_iter();
+    module.visit_params_mut(&mut |p| {
+        if let Some(v) = values.next() {
+            p.value = v;
+        }
+    });
+    Ok(())
+}
+
+/// A tensor as safetensors serialises it: converted to the on-disk dtype on demand, one
+/// tensor at a time, so a save holds at most one converted copy besides the output.
+struct DiskView<'a> {
+    storage: &'a CpuStorage,
+    shape: &'a [usize],
+    dtype: DType,
+}
+
+impl View for DiskView<'_> {
+    fn dtype(&self) -> Dtype {
+        match self.dtype {
+            DType::F32 => Dtype::F32,
+            DType::F64 => Dtype::F64,
+            DType::BF16 => Dtype::BF16,
+            DType::F16 => Dtype::F16,
+        }
+    }
+
+    fn shape(&self) -> &[usize] {
+        self.shape
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        if self.storage.dtype() == self.dtype {
+            little_endian_bytes(Cow::Borrowed(self.storage))
+        } else {
+            little_endian_bytes(Cow::Owned(self.storage.to_dtype(self.dtype)))
+        }
+    }
+
+    fn data_len(&self) -> usize {
+        self.storage.len() * self.dtype.size_in_bytes()
+    }
+}
+
+/// The elements as little-endian bytes (borrowed where the host is little-endian).
+fn little_endian_bytes(storage: Cow<'_, CpuStorage>) -> Cow<'_, [u8]> {
+    match storage {
+        Cow::Borrowed(s) if cfg!(target_endian = "little") => Cow::Borrowed(s.as_bytes()),
+        s => Cow::Owned(match s.as_ref() {
+            CpuStorage::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            CpuStorage::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            CpuStorage::BF16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            CpuStorage::F16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }),
+    }
+}
+
+/// The tensors of a file by name: decoded, or a message naming a non-float tensor.
+type Decoded = Vec<(String, std::result::Result<Tensor, String>)>;
+
+/// Reads and decodes a whole file, sorted by name.
+fn read_file(path: &Path) -> Result<Decoded> {
+    let bytes = fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        checkpoint_error(
+            path,
+            format!("not a valid safetensors file ({} bytes): {e}", bytes.len()),
+        )
+    })?;
+    let mut out = Vec::with_capacity(st.len());
+    for (name, view) in st.iter() {
+        let decoded = decode(view.dtype(), view.data()).ok_or_else(|| {
+            format!(
+                "tensor '{name}': expected a float dtype (f32/bf16/f16/f64), found {:?}",
+                view.dtype()
+            )
+        });
+        let tensor = match decoded {
+            Ok(storage) => Ok(Tensor::from_storage(storage, view.shape())
+                .map_err(|e| checkpoint_error(path, format!("tensor '{name}': {e}")))?),
+            Err(msg) => Err(msg),
+        };
+        out.push((name.to_string(), tensor));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Decodes little-endian bytes of a float dtype; `None` for any other dtype.
+fn decode(dtype: Dtype, data: &[u8]) -> Option<CpuStorage> {
+    fn le<const N: usize, T>(data: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+        data.chunks_exact(N)
+            .map(|c| {
+                let mut b = [0u8; N];
+                b.copy_from_slice(c);
+                f(b)
+            })
+            .collect()
+    }
+    Some(match dtype {
+        Dtype::F32 => CpuStorage::F32(le(data, f32::from_le_bytes)),
+        Dtype::F64 => CpuStorage::F64(le(data, f64::from_le_bytes)),
+        Dtype::BF16 => CpuStorage::BF16(le(data, bf16::from_le_bytes)),
+        Dtype::F16 => CpuStorage::F16(le(data, f16::from_le_bytes)),
+        _ => return None,
+    })
+}
+
+/// Writes `bytes` to a unique temporary file next to `path`, syncs it and renames it over
+/// `path`; on failure the temporary file is removed.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| checkpoint_error(path, "the path does not name a file"))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let io_error = |source: std::io::Error| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(io_error)?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.flush())
+        .and_then(|()| file.sync_all());
+    drop(file);
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        // Best effort: the temporary file may already be gone.
+        let _ = fs::remove_file(&tmp);
+        return Err(io_error(e));
+    }
+    // Persist the rename itself; a failure here cannot un-write the checkpoint.
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A checkpoint error naming `path`.
+fn checkpoint_error(path: &Path, msg: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_refuses_non_float_dtypes() {
+        assert!(decode(Dtype::I64, &[0; 8]).is_none());
+        assert!(decode(Dtype::BOOL, &[1]).is_none());
+        let s = decode(Dtype::F32, &1.5f32.to_le_bytes()).unwrap();
+        assert_eq!(s, CpuStorage::F32(vec![1.5]));
+    }
+}

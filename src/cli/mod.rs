@@ -1,0 +1,48 @@
+//! The `sparsevlp` command line: argument definitions (clap derive) and dispatch.
+
+mod info;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, Result};
+
+/// sparsevlp — sparse transformer runtime for vision-language models (VQA).
+///
+/// Transformer layers with explicit forward and backward passes on CPU (SIMD + threads),
+/// named-parameter safetensors checkpoints, and the road to sparse GPU kernels, VLP
+/// training, pruning and layer skipping (see the README for what this build contains).
+#[derive(Debug, Parser)]
+#[command(name = "sparsevlp", version, about, long_about)]
+pub struct Cli {
+    /// Worker threads for CPU kernels (default: one per core).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the build, CPU features, thread count and GPU status.
+    ///
+    /// Prints the version, the SIMD level the CPU kernels use (AVX-512, AVX2 or scalar),
+    /// the number of worker threads, and whether a GPU can be used. Exits 0 on any
+    /// machine, with or without a GPU.
+    Info(info::InfoArgs),
+}
+
+/// Parses the process arguments and runs the chosen command.
+pub fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| Error::invalid(format!("--threads {n}: {e}")))?;
+    }
+    match cli.command {
+        Command::Info(args) => info::run(&args),
+    }
+}

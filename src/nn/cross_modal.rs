@@ -1,0 +1,165 @@
+//! LXMERT's cross-modality layer: bidirectional cross-attention with ONE shared set of
+//! weights, then self-attention and a feed-forward block per stream.
+
+use super::attention::AttentionNames;
+use super::init::Init;
+use super::mode::Mode;
+use super::module::Module;
+use super::param::Param;
+use super::sublayer::{BlockConfig, NormPlacement, Residual};
+use crate::error::{Error, Result};
+use crate::ops::elementwise::add;
+use crate::tensor::Tensor;
+
+/// One cross-modality layer, with LXMERT's names under `prefix`
+/// (`{p}.visual_attention.att.query`, `{p}.visual_attention.output.dense`,
+/// `{p}.lang_self_att.self.query`, `{p}.visn_self_att.output.LayerNorm`,
+/// `{p}.lang_inter.dense`, `{p}.lang_output.dense`, `{p}.visn_output.LayerNorm`, ...).
+#[derive(Debug, Clone)]
+pub struct CrossModalLayer {
+    /// Cross-attention used in both directions (language→vision and vision→language).
+    pub cross_attention: Residual,
+    /// Language self-attention.
+    pub lang_self_attention: Residual,
+    /// Visual self-attention.
+    pub visn_self_attention: Residual,
+    /// Language feed-forward.
+    pub lang_feed_forward: Residual,
+    /// Visual feed-forward.
+    pub visn_feed_forward: Residual,
+}
+
+fn attention_block(
+    prefix: &str,
+    part: &str,
+    qkv: &str,
+    placement: NormPlacement,
+    cfg: &BlockConfig,
+    init: &Init,
+) -> Residual {
+    let names = AttentionNames::new(
+        &format!("{prefix}.{part}.{qkv}"),
+        &format!("{prefix}.{part}.output.dense"),
+    );
+    Residual::attention(
+        &names,
+        &format!("{prefix}.{part}.output.LayerNorm"),
+        placement,
+        cfg,
+        init,
+    )
+}
+
+fn ffn_block(
+    prefix: &str,
+    stream: &str,
+    placement: NormPlacement,
+    cfg: &BlockConfig,
+    init: &Init,
+) -> Residual {
+    Residual::feed_forward(
+        &format!("{prefix}.{stream}_inter.dense"),
+        &format!("{prefix}.{stream}_output.dense"),
+        &format!("{prefix}.{stream}_output.LayerNorm"),
+        placement,
+        cfg,
+        init,
+    )
+}
+
+impl CrossModalLayer {
+    /// A new layer named `prefix` (e.g. `lxmert.encoder.x_layers.0`); LXMERT is post-LN.
+    pub fn new(prefix: &str, placement: NormPlacement, cfg: &BlockConfig, init: &Init) -> Self {
+        CrossModalLayer {
+            cross_attention: attention_block(
+                prefix,
+                "visual_attention",
+                "att",
+                placement,
+                cfg,
+                init,
+            ),
+            lang_self_attention: attention_block(
+                prefix,
+                "lang_self_att",
+                "self",
+                placement,
+                cfg,
+                init,
+            ),
+            visn_self_attention: attention_block(
+                prefix,
+                "visn_self_att",
+                "self",
+                placement,
+                cfg,
+                init,
+            ),
+            lang_feed_forward: ffn_block(prefix, "lang", placement, cfg, init),
+            visn_feed_forward: ffn_block(prefix, "visn", placement, cfg, init),
+        }
+    }
+
+    /// Runs both streams: `lang [B, Tl, H]`, `visn [B, Tv, H]` with additive key masks
+    /// `[B, Tl]` / `[B, Tv]`. Returns the new `(lang, visn)`.
+    pub fn forward(
+        &mut self,
+        lang: &Tensor,
+        visn: &Tensor,
+        lang_mask: Option<&Tensor>,
+        visn_mask: Option<&Tensor>,
+        mode: Mode,
+    ) -> Result<(Tensor, Tensor)> {
+        // Both directions read the layer's inputs, as in LXMERT.
+        let l = self
+            .cross_attention
+            .forward(lang, Some(visn), visn_mask, mode)?;
+        let v = self
+            .cross_attention
+            .forward(visn, Some(lang), lang_mask, mode)?;
+        let l = self
+            .lang_self_attention
+            .forward(&l, None, lang_mask, mode)?;
+        let v = self
+            .visn_self_attention
+            .forward(&v, None, visn_mask, mode)?;
+        let l = self.lang_feed_forward.forward(&l, None, None, mode)?;
+        let v = self.visn_feed_forward.forward(&v, None, None, mode)?;
+        Ok((l, v))
+    }
+
+    /// Back-propagates `(dlang, dvisn)`; returns the input gradients `(dlang, dvisn)`.
+    pub fn backward(&mut self, dlang: &Tensor, dvisn: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (dl, _) = self.lang_feed_forward.backward(dlang)?;
+        let (dv, _) = self.visn_feed_forward.backward(dvisn)?;
+        let (dl, _) = self.lang_self_attention.backward(&dl)?;
+        let (dv, _) = self.visn_self_attention.backward(&dv)?;
+        // The shared block's caches are stacks: the vision direction ran last, so it is
+        // back-propagated first.
+        let missing = || Error::invalid("cross-attention backward returned no context gradient");
+        let (dvisn_q, dlang_ctx) = self.cross_attention.backward(&dv)?;
+        let (dlang_q, dvisn_ctx) = self.cross_attention.backward(&dl)?;
+        Ok((
+            add(&dlang_q, &dlang_ctx.ok_or_else(missing)?)?,
+            add(&dvisn_q, &dvisn_ctx.ok_or_else(missing)?)?,
+        ))
+    }
+}
+
+impl Module for CrossModalLayer {
+    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
+        self.cross_attention.visit_params(f);
+        self.lang_self_attention.visit_params(f);
+        self.visn_self_attention.visit_params(f);
+        self.lang_feed_forward.visit_params(f);
+        self.visn_feed_forward.visit_params(f);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        self.cross_attention.visit_params_mut(f);
+        self.lang_self_attention.visit_params_mut(f);
+        self.visn_self_attention.visit_params_mut(f);
+        self.lang_feed_forward.visit_params_mut(f);
+        self.visn_feed_forward.visit_params_mut(f);
+    }
+}

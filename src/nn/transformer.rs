@@ -1,0 +1,81 @@
+//! A transformer encoder layer (self-attention block + feed-forward block), pre- or
+//! post-LN, with HF-compatible parameter names.
+
+use super::attention::AttentionNames;
+use super::init::Init;
+use super::mode::Mode;
+use super::module::Module;
+use super::param::Param;
+use super::sublayer::{BlockConfig, NormPlacement, Residual};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// One encoder layer.
+///
+/// Post-LN layers use BERT/LXMERT names (`{p}.attention.self.query`,
+/// `{p}.attention.output.dense`, `{p}.attention.output.LayerNorm`, `{p}.intermediate.dense`,
+/// `{p}.output.dense`, `{p}.output.LayerNorm`); pre-LN layers use ViT/ViLT names
+/// (`{p}.layernorm_before`, `{p}.attention.attention.query`, `{p}.attention.output.dense`,
+/// `{p}.layernorm_after`, `{p}.intermediate.dense`, `{p}.output.dense`).
+#[derive(Debug, Clone)]
+pub struct TransformerLayer {
+    /// Self-attention residual block.
+    pub attention: Residual,
+    /// Feed-forward residual block.
+    pub feed_forward: Residual,
+}
+
+impl TransformerLayer {
+    /// A new layer named `prefix` (e.g. `encoder.layer.3`).
+    pub fn new(prefix: &str, placement: NormPlacement, cfg: &BlockConfig, init: &Init) -> Self {
+        let (qkv, attn_norm, ffn_norm) = match placement {
+            NormPlacement::Post => (
+                format!("{prefix}.attention.self"),
+                format!("{prefix}.attention.output.LayerNorm"),
+                format!("{prefix}.output.LayerNorm"),
+            ),
+            NormPlacement::Pre => (
+                format!("{prefix}.attention.attention"),
+                format!("{prefix}.layernorm_before"),
+                format!("{prefix}.layernorm_after"),
+            ),
+        };
+        let names = AttentionNames::new(&qkv, &format!("{prefix}.attention.output.dense"));
+        TransformerLayer {
+            attention: Residual::attention(&names, &attn_norm, placement, cfg, init),
+            feed_forward: Residual::feed_forward(
+                &format!("{prefix}.intermediate.dense"),
+                &format!("{prefix}.output.dense"),
+                &ffn_norm,
+                placement,
+                cfg,
+                init,
+            ),
+        }
+    }
+
+    /// Applies the layer to `x [B, T, H]` with an optional additive key mask `[B, T]`.
+    pub fn forward(&mut self, x: &Tensor, key_mask: Option<&Tensor>, mode: Mode) -> Result<Tensor> {
+        let h = self.attention.forward(x, None, key_mask, mode)?;
+        self.feed_forward.forward(&h, None, None, mode)
+    }
+
+    /// Back-propagates `dy`; returns dX.
+    pub fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
+        let (dh, _) = self.feed_forward.backward(dy)?;
+        let (dx, _) = self.attention.backward(&dh)?;
+        Ok(dx)
+    }
+}
+
+impl Module for TransformerLayer {
+    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
+        self.attention.visit_params(f);
+        self.feed_forward.visit_params(f);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        self.attention.visit_params_mut(f);
+        self.feed_forward.visit_params_mut(f);
+    }
+}

@@ -1,0 +1,304 @@
+//! Element-wise ops — add, scale, bias, GELU/ReLU/tanh/sigmoid — with their backward
+//! passes, and the slice kernels that the row-wise ops (layer norm, softmax) share: lane-wise
+//! row sums and a deterministic parallel sum over rows.
+//!
+//! Activation backwards take what their derivative is cheapest in: GELU and ReLU the
+//! forward input `x`, tanh and sigmoid the forward output `y`.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::ops::cpu::{par_elements, par_rows, rows_per_task, vectorized};
+use crate::tensor::{with_float, Float, Tensor};
+
+/// 1/√2.
+const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+/// 1/√(2π), the peak of the standard normal density.
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// Independent partial sums in a row reduction: enough for one AVX-512 f32 vector, so the
+/// loop vectorises without reassociating floating-point adds.
+const LANES: usize = 16;
+
+/// Fails unless `b` has the dtype and the shape of `a`.
+pub(crate) fn expect_same(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    a.expect_same_dtype(b, op)?;
+    if a.dims() == b.dims() {
+        Ok(())
+    } else {
+        Err(Error::shape(
+            op,
+            format!(
+                "operands must have the same shape: expected {}, found {}",
+                a.shape(),
+                b.shape()
+            ),
+        ))
+    }
+}
+
+/// `(rows, n)`: `x` viewed as rows over its last dimension `n`; scalars are refused.
+pub(crate) fn rows_and_width(op: &str, x: &Tensor) -> Result<(usize, usize)> {
+    if x.shape().rank() == 0 {
+        return Err(Error::shape(
+            op,
+            "expected a tensor of rank >= 1, found a scalar",
+        ));
+    }
+    Ok((x.shape().rows(), x.shape().last_dim()))
+}
+
+/// Fails unless `v` is a vector `[n]` (`what` names it in the message, e.g. "bias").
+pub(crate) fn expect_vector(op: &str, what: &str, v: &Tensor, n: usize) -> Result<()> {
+    if v.dims() == [n] {
+        Ok(())
+    } else {
+        Err(Error::shape(
+            op,
+            format!(
+                "{what} must have shape [{n}] (the last dim of the input), found {}",
+                v.shape()
+            ),
+        ))
+    }
+}
+
+/// Σ f(aᵢ, bᵢ) over two slices (up to the shorter length), in [`LANES`] independent
+/// partial sums so that the loop vectorises.
+#[inline(always)]
+pub(crate) fn sum_zip<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let mut acc = [T::ZERO; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let mut total = T::ZERO;
+    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+        total += f(x, y);
+    }
+    for (xa, xb) in ca.zip(cb) {
+        for ((s, &x), &y) in acc.iter_mut().zip(xa).zip(xb) {
+            *s += f(x, y);
+        }
+    }
+    acc.into_iter().fold(total, |t, s| t + s)
+}
+
+/// Σ f(xᵢ) over a slice (see [`sum_zip`]).
+#[inline(always)]
+pub(crate) fn sum_map<T: Float>(xs: &[T], f: impl Fn(T) -> T) -> T {
+    sum_zip(xs, xs, |x, _| f(x))
+}
+
+/// `dst += src`, element-wise.
+#[inline(always)]
+pub(crate) fn add_slice<T: Float>(dst: &mut [T], src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += s;
+    }
+}
+
+/// A copy of `xs`, made in parallel for large slices.
+pub(crate) fn par_to_vec<T: Float>(xs: &[T]) -> Vec<T> {
+    let mut out = vec![T::ZERO; xs.len()];
+    par_elements(&mut out, |off, chunk| {
+        chunk.copy_from_slice(&xs[off..off + chunk.len()]);
+    });
+    out
+}
+
+/// Σ over `rows` rows of per-row contributions to a `width`-long accumulator:
+/// `f(row, acc)` adds row `row`'s share. Rows are split into fixed tasks (sized for
+/// `work_per_row` elements a row), each summing into its own zeroed buffer, and the buffers
+/// are added in task order — so the result is the same on every run and thread count.
+pub(crate) fn sum_over_rows<T: Float>(
+    rows: usize,
+    work_per_row: usize,
+    width: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) -> Vec<T> {
+    let per_task = rows_per_task(work_per_row);
+    let run = |range: Range<usize>| {
+        vectorized(|| {
+            let mut acc = vec![T::ZERO; width];
+            for r in range {
+                f(r, &mut acc);
+            }
+            acc
+        })
+    };
+    if rows <= per_task {
+        return run(0..rows);
+    }
+    let partials: Vec<Vec<T>> = (0..rows.div_ceil(per_task))
+        .into_par_iter()
+        .map(|t| run(t * per_task..((t + 1) * per_task).min(rows)))
+        .collect();
+    let mut total = vec![T::ZERO; width];
+    vectorized(|| {
+        for p in &partials {
+            add_slice(&mut total, p);
+        }
+    });
+    total
+}
+
+/// `f` applied to every element of `x`, in parallel.
+fn map_unary<T: Float>(x: &Tensor, f: impl Fn(T) -> T + Sync) -> Result<Tensor> {
+    let xs = x.as_slice::<T>()?;
+    let mut out = vec![T::ZERO; xs.len()];
+    par_elements(
+        &mut out,
+        #[inline(always)]
+        |off, chunk| {
+            for (o, &v) in chunk.iter_mut().zip(&xs[off..]) {
+                *o = f(v);
+            }
+        },
+    );
+    Tensor::from_vec(out, x.shape().clone())
+}
+
+/// `f(aᵢ, bᵢ)` for every element of two same-shaped tensors, in parallel.
+fn map_binary<T: Float>(a: &Tensor, b: &Tensor, f: impl Fn(T, T) -> T + Sync) -> Result<Tensor> {
+    let (xa, xb) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
+    let mut out = vec![T::ZERO; xa.len()];
+    par_elements(
+        &mut out,
+        #[inline(always)]
+        |off, chunk| {
+            for ((o, &u), &v) in chunk.iter_mut().zip(&xa[off..]).zip(&xb[off..]) {
+                *o = f(u, v);
+            }
+        },
+    );
+    Tensor::from_vec(out, a.shape().clone())
+}
+
+/// `a + b` for two tensors of the same shape and dtype.
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    expect_same("add", a, b)?;
+    with_float!(a.dtype(), "add", T => { map_binary::<T>(a, b, |u, v| u + v) })
+}
+
+/// `a += b` in place, for two tensors of the same shape and dtype.
+pub fn add_assign(a: &mut Tensor, b: &Tensor) -> Result<()> {
+    expect_same("add_assign", a, b)?;
+    with_float!(a.dtype(), "add_assign", T => {
+        let src = b.as_slice::<T>()?;
+        par_elements(a.as_mut_slice::<T>()?, |off, chunk| add_slice(chunk, &src[off..]));
+        Ok(())
+    })
+}
+
+/// `a · s` for a scalar `s`.
+pub fn scale(a: &Tensor, s: f64) -> Result<Tensor> {
+    with_float!(a.dtype(), "scale", T => {
+        let s = T::of(s);
+        map_unary::<T>(a, move |v| v * s)
+    })
+}
+
+/// `x + bias` with `x` of shape `[.., n]` and `bias` of shape `[n]` (added to every row).
+pub fn bias_add(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    const OP: &str = "bias_add";
+    x.expect_same_dtype(bias, OP)?;
+    let (_, n) = rows_and_width(OP, x)?;
+    expect_vector(OP, "bias", bias, n)?;
+    with_float!(x.dtype(), OP, T => {
+        let (xs, bs) = (x.as_slice::<T>()?, bias.as_slice::<T>()?);
+        let mut out = vec![T::ZERO; xs.len()];
+        par_rows(&mut out, n, |r, row| {
+            for ((o, &v), &b) in row.iter_mut().zip(&xs[r * n..]).zip(bs) {
+                *o = v + b;
+            }
+        });
+        Tensor::from_vec(out, x.shape().clone())
+    })
+}
+
+/// Backward of [`bias_add`]: accumulates the column sums of `dy` (`[.., n]`) into
+/// `dbias` (`[n]`). The input gradient is `dy` itself, which the caller reuses.
+pub fn bias_add_backward(dy: &Tensor, dbias: &mut Tensor) -> Result<()> {
+    const OP: &str = "bias_add_backward";
+    dy.expect_same_dtype(dbias, OP)?;
+    let (rows, n) = rows_and_width(OP, dy)?;
+    expect_vector(OP, "dbias", dbias, n)?;
+    with_float!(dy.dtype(), OP, T => {
+        let g = dy.as_slice::<T>()?;
+        let sums = sum_over_rows::<T>(rows, n, n, |r, acc| add_slice(acc, &g[r * n..]));
+        add_slice(dbias.as_mut_slice::<T>()?, &sums);
+        Ok(())
+    })
+}
+
+/// GELU of one value, exact erf form: ½·x·(1 + erf(x/√2)).
+#[inline(always)]
+fn gelu_of<T: Float>(x: T) -> T {
+    T::of(0.5) * x * (T::ONE + (x * T::of(FRAC_1_SQRT_2)).erf())
+}
+
+/// dGELU/dx: Φ(x) + x·φ(x), with Φ the standard normal CDF and φ its density.
+#[inline(always)]
+fn gelu_grad<T: Float>(x: T) -> T {
+    let cdf = T::of(0.5) * (T::ONE + (x * T::of(FRAC_1_SQRT_2)).erf());
+    let pdf = T::of(FRAC_1_SQRT_2PI) * (T::of(-0.5) * x * x).exp();
+    cdf + x * pdf
+}
+
+/// GELU, exact erf form: ½·x·(1 + erf(x/√2)).
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    with_float!(x.dtype(), "gelu", T => { map_unary::<T>(x, gelu_of::<T>) })
+}
+
+/// Backward of [`gelu`]: `dy · GELU'(x)`, given the forward input `x`.
+pub fn gelu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    expect_same("gelu_backward", x, dy)?;
+    with_float!(x.dtype(), "gelu_backward", T => {
+        map_binary::<T>(x, dy, |v, g| g * gelu_grad(v))
+    })
+}
+
+/// ReLU: max(x, 0).
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    with_float!(x.dtype(), "relu", T => {
+        map_unary::<T>(x, |v| if v > T::ZERO { v } else { T::ZERO })
+    })
+}
+
+/// Backward of [`relu`]: `dy` where `x > 0`, else 0, given the forward input `x`.
+pub fn relu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    expect_same("relu_backward", x, dy)?;
+    with_float!(x.dtype(), "relu_backward", T => {
+        map_binary::<T>(x, dy, |v, g| if v > T::ZERO { g } else { T::ZERO })
+    })
+}
+
+/// Hyperbolic tangent.
+pub fn tanh(x: &Tensor) -> Result<Tensor> {
+    with_float!(x.dtype(), "tanh", T => { map_unary::<T>(x, |v| v.tanh()) })
+}
+
+/// Backward of [`tanh`]: `dy · (1 − y²)`, given the forward output `y`.
+pub fn tanh_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    expect_same("tanh_backward", y, dy)?;
+    with_float!(y.dtype(), "tanh_backward", T => {
+        map_binary::<T>(y, dy, |v, g| g * (T::ONE - v * v))
+    })
+}
+
+/// Logistic sigmoid: 1 / (1 + e^(−x)).
+pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    with_float!(x.dtype(), "sigmoid", T => {
+        map_unary::<T>(x, |v| T::ONE / (T::ONE + (-v).exp()))
+    })
+}
+
+/// Backward of [`sigmoid`]: `dy · y · (1 − y)`, given the forward output `y`.
+pub fn sigmoid_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    expect_same("sigmoid_backward", y, dy)?;
+    with_float!(y.dtype(), "sigmoid_backward", T => {
+        map_binary::<T>(y, dy, |v, g| g * v * (T::ONE - v))
+    })
+}

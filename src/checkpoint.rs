@@ -190,9 +190,15 @@ fn read_file(path: &Path) -> Result<Decoded> {
         source,
     })?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        let cut = truncated_tensors(&bytes)
+            .map(|names| format!("; the file ends inside the data of {names}"))
+            .unwrap_or_default();
         checkpoint_error(
             path,
-            format!("not a valid safetensors file ({} bytes): {e}", bytes.len()),
+            format!(
+                "not a valid safetensors file ({} bytes): {e}{cut}",
+                bytes.len()
+            ),
         )
     })?;
     let mut out = Vec::with_capacity(st.len());
@@ -212,6 +218,36 @@ fn read_file(path: &Path) -> Result<Decoded> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// When the header is intact but the data section is short (a truncated download or an
+/// interrupted copy), the tensors whose bytes are missing, e.g. `tensor 'a' (needs bytes
+/// 0..48, 20 present)`. None when the header itself cannot be read.
+fn truncated_tensors(bytes: &[u8]) -> Option<String> {
+    let header_len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header = bytes.get(8..8usize.checked_add(header_len)?)?;
+    let present = bytes.len() - 8 - header_len;
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    let mut cut: Vec<(u64, String)> = map
+        .iter()
+        .filter_map(|(name, info)| {
+            let offsets = info.get("data_offsets")?.as_array()?;
+            let (start, end) = (offsets.first()?.as_u64()?, offsets.get(1)?.as_u64()?);
+            (end > present as u64).then(|| {
+                (
+                    start,
+                    format!("tensor '{name}' (needs bytes {start}..{end}, {present} present)"),
+                )
+            })
+        })
+        .collect();
+    cut.sort();
+    (!cut.is_empty()).then(|| {
+        cut.into_iter()
+            .map(|(_, s)| s)
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// Decodes little-endian bytes of a float dtype; `None` for any other dtype.

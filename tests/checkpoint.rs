@@ -194,6 +194,18 @@ fn truncated_files_are_errors_naming_the_file() {
         assert_names_file(&e, &cut_path);
         assert_eq!(m.values(), before);
     }
+    // A file cut inside the data section names the tensors whose bytes are missing.
+    let cut_path = dir.path().join("cut-data.safetensors");
+    std::fs::write(&cut_path, &bytes[..bytes.len() - 1]).unwrap();
+    let msg = load_tensors(&cut_path).unwrap_err().to_string();
+    assert!(
+        msg.contains("the file ends inside the data of tensor '"),
+        "{msg}"
+    );
+    let mut m = Tiny::new(10, DType::F32);
+    let last = m.param_names().into_iter().max().unwrap();
+    let msg = load_module(&cut_path, &mut m).unwrap_err().to_string();
+    assert!(msg.contains(&format!("tensor '{last}'")), "{msg}");
     // A trailing extra byte is as wrong as a missing one.
     let long = dir.path().join("long.safetensors");
     let mut extra = bytes.clone();

@@ -56,7 +56,9 @@ impl SimdLevel {
 /// Runs `f` compiled for the widest SIMD level the CPU supports.
 ///
 /// `f` is inlined into a `#[target_feature]` function, so the loops inside it are
-/// auto-vectorised with that instruction set. Keep kernel helpers `#[inline(always)]`.
+/// auto-vectorised with that instruction set. Pass an `#[inline(always)]` closure and keep
+/// the helpers it calls `#[inline(always)]`: code that is not inlined into the
+/// `#[target_feature]` function runs at the baseline instruction set.
 #[inline(always)]
 pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -90,7 +92,9 @@ pub fn rows_per_task(row_len: usize) -> usize {
 }
 
 /// Calls `f(row_index, out_row)` for every row of `out` (rows of `row_len` elements), in
-/// parallel over chunks of rows when the tensor is large, vectorised inside each chunk.
+/// parallel over chunks of rows when the tensor is large, vectorised inside each chunk
+/// (pass an `#[inline(always)]` closure so it is compiled for the SIMD level).
+#[inline(always)]
 pub fn par_rows<T, F>(out: &mut [T], row_len: usize, f: F)
 where
     T: Send,
@@ -101,36 +105,52 @@ where
     }
     let per_task = rows_per_task(row_len);
     if out.len() <= PARALLEL_MIN_ELEMENTS {
-        vectorized(|| {
-            for (r, row) in out.chunks_mut(row_len).enumerate() {
-                f(r, row);
-            }
-        });
+        vectorized(
+            #[inline(always)]
+            || {
+                for (r, row) in out.chunks_mut(row_len).enumerate() {
+                    f(r, row);
+                }
+            },
+        );
         return;
     }
     out.par_chunks_mut(per_task * row_len)
         .enumerate()
         .for_each(|(chunk, rows)| {
-            vectorized(|| {
-                for (i, row) in rows.chunks_mut(row_len).enumerate() {
-                    f(chunk * per_task + i, row);
-                }
-            })
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (i, row) in rows.chunks_mut(row_len).enumerate() {
+                        f(chunk * per_task + i, row);
+                    }
+                },
+            )
         });
 }
 
 /// Calls `f(offset, out_chunk)` over contiguous chunks of `out` (element-wise ops), in
-/// parallel when large, vectorised inside each chunk. `offset` is the chunk's first index.
+/// parallel when large, vectorised inside each chunk (pass an `#[inline(always)]`
+/// closure). `offset` is the chunk's first index.
+#[inline(always)]
 pub fn par_elements<T, F>(out: &mut [T], f: F)
 where
     T: Send,
     F: Fn(usize, &mut [T]) + Sync,
 {
     if out.len() <= PARALLEL_MIN_ELEMENTS {
-        vectorized(|| f(0, out));
+        vectorized(
+            #[inline(always)]
+            || f(0, out),
+        );
         return;
     }
     out.par_chunks_mut(PARALLEL_MIN_ELEMENTS)
         .enumerate()
-        .for_each(|(i, chunk)| vectorized(|| f(i * PARALLEL_MIN_ELEMENTS, chunk)));
+        .for_each(|(i, chunk)| {
+            vectorized(
+                #[inline(always)]
+                || f(i * PARALLEL_MIN_ELEMENTS, chunk),
+            )
+        });
 }

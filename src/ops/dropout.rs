@@ -37,13 +37,17 @@ pub(crate) fn dropout_in_place<T: Float>(
         return Ok(());
     }
     let scale = T::of(1.0 / (1.0 - p));
-    par_elements(xs, |off, chunk| {
-        let base = offset.wrapping_add(off as u64);
-        for (j, v) in chunk.iter_mut().enumerate() {
-            let keep = f64::from(hash_uniform(seed, base.wrapping_add(j as u64))) >= p;
-            *v = if keep { *v * scale } else { T::ZERO };
-        }
-    });
+    par_elements(
+        xs,
+        #[inline(always)]
+        move |off, chunk| {
+            let base = offset.wrapping_add(off as u64);
+            for (j, v) in chunk.iter_mut().enumerate() {
+                let keep = f64::from(hash_uniform(seed, base.wrapping_add(j as u64))) >= p;
+                *v = if keep { *v * scale } else { T::ZERO };
+            }
+        },
+    );
     Ok(())
 }
 

@@ -109,7 +109,8 @@ pub(crate) fn par_to_vec<T: Float>(xs: &[T]) -> Vec<T> {
 }
 
 /// Σ over `rows` rows of per-row contributions to a `width`-long accumulator:
-/// `f(row, acc)` adds row `row`'s share. Rows are split into fixed tasks (sized for
+/// `f(row, acc)` (an `#[inline(always)]` closure, compiled for the SIMD level as in
+/// [`par_elements`]) adds row `row`'s share. Rows are split into fixed tasks (sized for
 /// `work_per_row` elements a row), each summing into its own zeroed buffer, and the buffers
 /// are added in task order — so the result is the same on every run and thread count.
 pub(crate) fn sum_over_rows<T: Float>(
@@ -120,13 +121,16 @@ pub(crate) fn sum_over_rows<T: Float>(
 ) -> Vec<T> {
     let per_task = rows_per_task(work_per_row);
     let run = |range: Range<usize>| {
-        vectorized(|| {
-            let mut acc = vec![T::ZERO; width];
-            for r in range {
-                f(r, &mut acc);
-            }
-            acc
-        })
+        vectorized(
+            #[inline(always)]
+            || {
+                let mut acc = vec![T::ZERO; width];
+                for r in range {
+                    f(r, &mut acc);
+                }
+                acc
+            },
+        )
     };
     if rows <= per_task {
         return run(0..rows);
@@ -136,15 +140,18 @@ pub(crate) fn sum_over_rows<T: Float>(
         .map(|t| run(t * per_task..((t + 1) * per_task).min(rows)))
         .collect();
     let mut total = vec![T::ZERO; width];
-    vectorized(|| {
-        for p in &partials {
-            add_slice(&mut total, p);
-        }
-    });
+    vectorized(
+        #[inline(always)]
+        || {
+            for p in &partials {
+                add_slice(&mut total, p);
+            }
+        },
+    );
     total
 }
 
-/// `f` applied to every element of `x`, in parallel.
+/// `f` applied to every element of `x`, in parallel (pass an `#[inline(always)]` kernel).
 fn map_unary<T: Float>(x: &Tensor, f: impl Fn(T) -> T + Sync) -> Result<Tensor> {
     let xs = x.as_slice::<T>()?;
     let mut out = vec![T::ZERO; xs.len()];
@@ -160,7 +167,8 @@ fn map_unary<T: Float>(x: &Tensor, f: impl Fn(T) -> T + Sync) -> Result<Tensor> 
     Tensor::from_vec(out, x.shape().clone())
 }
 
-/// `f(aᵢ, bᵢ)` for every element of two same-shaped tensors, in parallel.
+/// `f(aᵢ, bᵢ)` for every element of two same-shaped tensors, in parallel (pass an
+/// `#[inline(always)]` kernel).
 fn map_binary<T: Float>(a: &Tensor, b: &Tensor, f: impl Fn(T, T) -> T + Sync) -> Result<Tensor> {
     let (xa, xb) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
     let mut out = vec![T::ZERO; xa.len()];
@@ -176,10 +184,16 @@ fn map_binary<T: Float>(a: &Tensor, b: &Tensor, f: impl Fn(T, T) -> T + Sync) ->
     Tensor::from_vec(out, a.shape().clone())
 }
 
+/// u + v.
+#[inline(always)]
+fn add_of<T: Float>(u: T, v: T) -> T {
+    u + v
+}
+
 /// `a + b` for two tensors of the same shape and dtype.
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     expect_same("add", a, b)?;
-    with_float!(a.dtype(), "add", T => { map_binary::<T>(a, b, |u, v| u + v) })
+    with_float!(a.dtype(), "add", T => { map_binary::<T>(a, b, add_of::<T>) })
 }
 
 /// `a += b` in place, for two tensors of the same shape and dtype.
@@ -187,7 +201,11 @@ pub fn add_assign(a: &mut Tensor, b: &Tensor) -> Result<()> {
     expect_same("add_assign", a, b)?;
     with_float!(a.dtype(), "add_assign", T => {
         let src = b.as_slice::<T>()?;
-        par_elements(a.as_mut_slice::<T>()?, |off, chunk| add_slice(chunk, &src[off..]));
+        par_elements(
+            a.as_mut_slice::<T>()?,
+            #[inline(always)]
+            |off, chunk| add_slice(chunk, &src[off..]),
+        );
         Ok(())
     })
 }
@@ -196,7 +214,7 @@ pub fn add_assign(a: &mut Tensor, b: &Tensor) -> Result<()> {
 pub fn scale(a: &Tensor, s: f64) -> Result<Tensor> {
     with_float!(a.dtype(), "scale", T => {
         let s = T::of(s);
-        map_unary::<T>(a, move |v| v * s)
+        map_unary::<T>(a, #[inline(always)] move |v| v * s)
     })
 }
 
@@ -209,11 +227,16 @@ pub fn bias_add(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
     with_float!(x.dtype(), OP, T => {
         let (xs, bs) = (x.as_slice::<T>()?, bias.as_slice::<T>()?);
         let mut out = vec![T::ZERO; xs.len()];
-        par_rows(&mut out, n, |r, row| {
-            for ((o, &v), &b) in row.iter_mut().zip(&xs[r * n..]).zip(bs) {
-                *o = v + b;
-            }
-        });
+        par_rows(
+            &mut out,
+            n,
+            #[inline(always)]
+            |r, row| {
+                for ((o, &v), &b) in row.iter_mut().zip(&xs[r * n..]).zip(bs) {
+                    *o = v + b;
+                }
+            },
+        );
         Tensor::from_vec(out, x.shape().clone())
     })
 }
@@ -227,11 +250,20 @@ pub fn bias_add_backward(dy: &Tensor, dbias: &mut Tensor) -> Result<()> {
     expect_vector(OP, "dbias", dbias, n)?;
     with_float!(dy.dtype(), OP, T => {
         let g = dy.as_slice::<T>()?;
-        let sums = sum_over_rows::<T>(rows, n, n, |r, acc| add_slice(acc, &g[r * n..]));
+        let sums = sum_over_rows::<T>(
+            rows,
+            n,
+            n,
+            #[inline(always)]
+            |r, acc| add_slice(acc, &g[r * n..]),
+        );
         add_slice(dbias.as_mut_slice::<T>()?, &sums);
         Ok(())
     })
 }
+
+// Scalar kernels. They are generic so that `Float`'s vectorisable exp/erf/tanh are used
+// (inside `with_float!`, a method call on a concrete f32 would pick std's libm version).
 
 /// GELU of one value, exact erf form: ½·x·(1 + erf(x/√2)).
 #[inline(always)]
@@ -239,12 +271,57 @@ fn gelu_of<T: Float>(x: T) -> T {
     T::of(0.5) * x * (T::ONE + (x * T::of(FRAC_1_SQRT_2)).erf())
 }
 
-/// dGELU/dx: Φ(x) + x·φ(x), with Φ the standard normal CDF and φ its density.
+/// `dy` · dGELU/dx, with dGELU/dx = Φ(x) + x·φ(x) (Φ the standard normal CDF, φ its
+/// density).
 #[inline(always)]
-fn gelu_grad<T: Float>(x: T) -> T {
+fn gelu_grad<T: Float>(x: T, dy: T) -> T {
     let cdf = T::of(0.5) * (T::ONE + (x * T::of(FRAC_1_SQRT_2)).erf());
     let pdf = T::of(FRAC_1_SQRT_2PI) * (T::of(-0.5) * x * x).exp();
-    cdf + x * pdf
+    dy * (cdf + x * pdf)
+}
+
+/// max(x, 0).
+#[inline(always)]
+fn relu_of<T: Float>(x: T) -> T {
+    if x > T::ZERO {
+        x
+    } else {
+        T::ZERO
+    }
+}
+
+/// `dy` where `x > 0`, else 0.
+#[inline(always)]
+fn relu_grad<T: Float>(x: T, dy: T) -> T {
+    if x > T::ZERO {
+        dy
+    } else {
+        T::ZERO
+    }
+}
+
+/// tanh(x).
+#[inline(always)]
+fn tanh_of<T: Float>(x: T) -> T {
+    x.tanh()
+}
+
+/// `dy` · (1 − y²), from the output y = tanh(x).
+#[inline(always)]
+fn tanh_grad<T: Float>(y: T, dy: T) -> T {
+    dy * (T::ONE - y * y)
+}
+
+/// 1 / (1 + e^(−x)).
+#[inline(always)]
+fn sigmoid_of<T: Float>(x: T) -> T {
+    T::ONE / (T::ONE + (-x).exp())
+}
+
+/// `dy` · y · (1 − y), from the output y = sigmoid(x).
+#[inline(always)]
+fn sigmoid_grad<T: Float>(y: T, dy: T) -> T {
+    dy * y * (T::ONE - y)
 }
 
 /// GELU, exact erf form: ½·x·(1 + erf(x/√2)).
@@ -255,50 +332,40 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 /// Backward of [`gelu`]: `dy · GELU'(x)`, given the forward input `x`.
 pub fn gelu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     expect_same("gelu_backward", x, dy)?;
-    with_float!(x.dtype(), "gelu_backward", T => {
-        map_binary::<T>(x, dy, |v, g| g * gelu_grad(v))
-    })
+    with_float!(x.dtype(), "gelu_backward", T => { map_binary::<T>(x, dy, gelu_grad::<T>) })
 }
 
 /// ReLU: max(x, 0).
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    with_float!(x.dtype(), "relu", T => {
-        map_unary::<T>(x, |v| if v > T::ZERO { v } else { T::ZERO })
-    })
+    with_float!(x.dtype(), "relu", T => { map_unary::<T>(x, relu_of::<T>) })
 }
 
 /// Backward of [`relu`]: `dy` where `x > 0`, else 0, given the forward input `x`.
 pub fn relu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     expect_same("relu_backward", x, dy)?;
-    with_float!(x.dtype(), "relu_backward", T => {
-        map_binary::<T>(x, dy, |v, g| if v > T::ZERO { g } else { T::ZERO })
-    })
+    with_float!(x.dtype(), "relu_backward", T => { map_binary::<T>(x, dy, relu_grad::<T>) })
 }
 
 /// Hyperbolic tangent.
 pub fn tanh(x: &Tensor) -> Result<Tensor> {
-    with_float!(x.dtype(), "tanh", T => { map_unary::<T>(x, |v| v.tanh()) })
+    with_float!(x.dtype(), "tanh", T => { map_unary::<T>(x, tanh_of::<T>) })
 }
 
 /// Backward of [`tanh`]: `dy · (1 − y²)`, given the forward output `y`.
 pub fn tanh_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     expect_same("tanh_backward", y, dy)?;
-    with_float!(y.dtype(), "tanh_backward", T => {
-        map_binary::<T>(y, dy, |v, g| g * (T::ONE - v * v))
-    })
+    with_float!(y.dtype(), "tanh_backward", T => { map_binary::<T>(y, dy, tanh_grad::<T>) })
 }
 
 /// Logistic sigmoid: 1 / (1 + e^(−x)).
 pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
-    with_float!(x.dtype(), "sigmoid", T => {
-        map_unary::<T>(x, |v| T::ONE / (T::ONE + (-v).exp()))
-    })
+    with_float!(x.dtype(), "sigmoid", T => { map_unary::<T>(x, sigmoid_of::<T>) })
 }
 
 /// Backward of [`sigmoid`]: `dy · y · (1 − y)`, given the forward output `y`.
 pub fn sigmoid_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     expect_same("sigmoid_backward", y, dy)?;
     with_float!(y.dtype(), "sigmoid_backward", T => {
-        map_binary::<T>(y, dy, |v, g| g * v * (T::ONE - v))
+        map_binary::<T>(y, dy, sigmoid_grad::<T>)
     })
 }

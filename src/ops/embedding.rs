@@ -55,7 +55,7 @@ pub fn embedding_backward(ids: &[u32], dy: &Tensor, dtable: &mut Tensor) -> Resu
         let g = dy.as_slice::<T>()?;
         let dt = dtable.as_mut_slice::<T>()?;
         // Serial: repeated ids would race, and the scatter is cheap next to the model.
-        vectorized(|| {
+        vectorized(#[inline(always)] || {
             for (pos, &id) in ids.iter().enumerate() {
                 let id = id as usize;
                 add_slice(&mut dt[id * dim..(id + 1) * dim], &g[pos * dim..]);

@@ -37,8 +37,9 @@ fn rows_and_features(op: &str, x: &Tensor) -> Result<(usize, usize)> {
     Ok((rows, n))
 }
 
-/// Like [`par_rows`] for two outputs with one row each per input row: calls
-/// `f(r, a_row, b_row)` with rows of `a_len` and `b_len` elements.
+/// Like [`crate::ops::cpu::par_rows`] for two outputs with one row each per input row:
+/// calls `f(r, a_row, b_row)` with rows of `a_len` and `b_len` elements, compiled for the
+/// SIMD level (pass an `#[inline(always)]` closure).
 fn par_rows2<T: Float>(
     a: &mut [T],
     a_len: usize,
@@ -47,11 +48,14 @@ fn par_rows2<T: Float>(
     f: impl Fn(usize, &mut [T], &mut [T]) + Sync,
 ) {
     if a.len() <= PARALLEL_MIN_ELEMENTS {
-        vectorized(|| {
-            for (r, (ra, rb)) in a.chunks_mut(a_len).zip(b.chunks_mut(b_len)).enumerate() {
-                f(r, ra, rb);
-            }
-        });
+        vectorized(
+            #[inline(always)]
+            || {
+                for (r, (ra, rb)) in a.chunks_mut(a_len).zip(b.chunks_mut(b_len)).enumerate() {
+                    f(r, ra, rb);
+                }
+            },
+        );
         return;
     }
     let per_task = rows_per_task(a_len);
@@ -59,12 +63,61 @@ fn par_rows2<T: Float>(
         .zip(b.par_chunks_mut(per_task * b_len))
         .enumerate()
         .for_each(|(chunk, (ca, cb))| {
-            vectorized(|| {
-                for (i, (ra, rb)) in ca.chunks_mut(a_len).zip(cb.chunks_mut(b_len)).enumerate() {
-                    f(chunk * per_task + i, ra, rb);
-                }
-            })
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (i, (ra, rb)) in ca.chunks_mut(a_len).zip(cb.chunks_mut(b_len)).enumerate()
+                    {
+                        f(chunk * per_task + i, ra, rb);
+                    }
+                },
+            )
         });
+}
+
+/// Normalises one row `x` into `y` with the affine `gamma`, `beta`; returns the row's
+/// `(mean, rstd)`.
+#[inline(always)]
+fn forward_row<T: Float>(x: &[T], gamma: &[T], beta: &[T], eps: T, y: &mut [T]) -> (T, T) {
+    let inv_n = T::ONE / T::of(x.len() as f64);
+    let mean = sum_map(x, |v| v) * inv_n;
+    let var = sum_map(x, |v| (v - mean) * (v - mean)) * inv_n;
+    let rstd = T::ONE / (var + eps).sqrt();
+    for (((o, &v), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+        *o = (v - mean) * rstd * g + b;
+    }
+    (mean, rstd)
+}
+
+/// dx of one row: rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂)), with ĝ = dy · gamma and
+/// x̂ = (x − mean) · rstd. `dx` holds ĝ in between.
+#[inline(always)]
+fn backward_row<T: Float>(x: &[T], gamma: &[T], dy: &[T], mean: T, rstd: T, dx: &mut [T]) {
+    let inv_n = T::ONE / T::of(x.len() as f64);
+    for ((o, &d), &g) in dx.iter_mut().zip(dy).zip(gamma) {
+        *o = d * g;
+    }
+    let mean_g = sum_map(dx, |v| v) * inv_n;
+    let mean_gx = sum_zip(dx, x, |g, v| g * (v - mean)) * rstd * inv_n;
+    for (o, &v) in dx.iter_mut().zip(x) {
+        *o = rstd * (*o - mean_g - (v - mean) * rstd * mean_gx);
+    }
+}
+
+/// Adds one row's parameter gradients: dy · x̂ into `dgamma`, dy into `dbeta`.
+#[inline(always)]
+fn param_grads_row<T: Float>(
+    x: &[T],
+    dy: &[T],
+    mean: T,
+    rstd: T,
+    dgamma: &mut [T],
+    dbeta: &mut [T],
+) {
+    for (((sg, sb), &v), &d) in dgamma.iter_mut().zip(dbeta.iter_mut()).zip(x).zip(dy) {
+        *sg += d * (v - mean) * rstd;
+        *sb += d;
+    }
 }
 
 /// Layer norm of `x` (`[.., n]`) over its last dimension with affine `gamma`, `beta`
@@ -88,20 +141,12 @@ pub fn layer_norm(
     }
     with_float!(x.dtype(), OP, T => {
         let (xs, g, b) = (x.as_slice::<T>()?, gamma.as_slice::<T>()?, beta.as_slice::<T>()?);
-        let (eps, inv_n) = (T::of(eps), T::of(1.0 / n as f64));
+        let eps = T::of(eps);
         let mut out = vec![T::ZERO; xs.len()];
         // Per row: [mean, rstd].
         let mut stats = vec![T::ZERO; 2 * rows];
-        par_rows2(&mut out, n, &mut stats, 2, |r, y, st| {
-            let xr = &xs[r * n..(r + 1) * n];
-            let mean = sum_map(xr, |v| v) * inv_n;
-            let var = sum_map(xr, |v| (v - mean) * (v - mean)) * inv_n;
-            let rstd = T::ONE / (var + eps).sqrt();
-            for (((o, &v), &gm), &bt) in y.iter_mut().zip(xr).zip(g).zip(b) {
-                *o = (v - mean) * rstd * gm + bt;
-            }
-            st[0] = mean;
-            st[1] = rstd;
+        par_rows2(&mut out, n, &mut stats, 2, #[inline(always)] |r, y, st| {
+            (st[0], st[1]) = forward_row(&xs[r * n..(r + 1) * n], g, b, eps, y);
         });
         let mean = stats.iter().step_by(2).copied().collect::<Vec<T>>();
         let rstd = stats.iter().skip(1).step_by(2).copied().collect::<Vec<T>>();
@@ -139,7 +184,8 @@ pub fn layer_norm_backward(
             return Err(Error::shape(
                 OP,
                 format!(
-                    "{what} must have shape [{rows}] (one entry per row of the input {}), found {}",
+                    "{what} must have shape [{rows}] (one entry per row of the input {}), \
+                     found {}",
                     x.shape(),
                     t.shape()
                 ),
@@ -149,30 +195,17 @@ pub fn layer_norm_backward(
     with_float!(x.dtype(), OP, T => {
         let (xs, g, gy) = (x.as_slice::<T>()?, gamma.as_slice::<T>()?, dy.as_slice::<T>()?);
         let (mean, rstd) = (saved.mean.as_slice::<T>()?, saved.rstd.as_slice::<T>()?);
-        let inv_n = T::of(1.0 / n as f64);
+        let row = |r: usize| (&xs[r * n..(r + 1) * n], &gy[r * n..(r + 1) * n], mean[r], rstd[r]);
         let mut dx = vec![T::ZERO; xs.len()];
-        // dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂)), with ĝ = dy · gamma, x̂ = (x − mean) · rstd.
-        par_rows(&mut dx, n, |r, out| {
-            let (xr, gr) = (&xs[r * n..(r + 1) * n], &gy[r * n..(r + 1) * n]);
-            let (mu, rs) = (mean[r], rstd[r]);
-            for ((o, &d), &gm) in out.iter_mut().zip(gr).zip(g) {
-                *o = d * gm;
-            }
-            let mean_g = sum_map(out, |v| v) * inv_n;
-            let mean_gx = sum_zip(out, xr, |v, u| v * (u - mu)) * rs * inv_n;
-            for (o, &v) in out.iter_mut().zip(xr) {
-                *o = rs * (*o - mean_g - (v - mu) * rs * mean_gx);
-            }
+        par_rows(&mut dx, n, #[inline(always)] |r, out| {
+            let (xr, gr, mu, rs) = row(r);
+            backward_row(xr, g, gr, mu, rs, out);
         });
         // Columns [0, n): Σ dy · x̂ (dgamma); columns [n, 2n): Σ dy (dbeta).
-        let sums = sum_over_rows::<T>(rows, n, 2 * n, |r, acc| {
-            let (xr, gr) = (&xs[r * n..(r + 1) * n], &gy[r * n..(r + 1) * n]);
-            let (mu, rs) = (mean[r], rstd[r]);
+        let sums = sum_over_rows::<T>(rows, n, 2 * n, #[inline(always)] |r, acc| {
+            let (xr, gr, mu, rs) = row(r);
             let (ag, ab) = acc.split_at_mut(n);
-            for (((sg, sb), &v), &d) in ag.iter_mut().zip(ab.iter_mut()).zip(xr).zip(gr) {
-                *sg += d * (v - mu) * rs;
-                *sb += d;
-            }
+            param_grads_row(xr, gr, mu, rs, ag, ab);
         });
         add_slice(dgamma.as_mut_slice::<T>()?, &sums[..n]);
         add_slice(dbeta.as_mut_slice::<T>()?, &sums[n..]);

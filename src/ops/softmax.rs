@@ -8,8 +8,9 @@
 //! whose every entry is masked with a huge finite negative (−1e9) stays a valid
 //! distribution; a row that is entirely −∞ becomes all zeros rather than NaN.
 //!
-//! The slice kernels [`softmax_rows_in_place`] and [`softmax_backward_rows_in_place`] are
-//! what the tensor functions run, and what fused ops (attention) call on their own buffers.
+//! The crate-internal slice kernels `softmax_rows_in_place` and
+//! `softmax_backward_rows_in_place` are what the tensor functions run, and what fused ops
+//! (attention) call on their own buffers.
 
 use crate::error::{Error, Result};
 use crate::ops::cpu::par_rows;
@@ -71,23 +72,33 @@ pub(crate) fn softmax_rows_in_place<T: Float>(
     rows_per_mask_row: usize,
 ) {
     let per = rows_per_mask_row.max(1);
-    par_rows(rows, n, |r, row| {
-        let m = mask.map(|m| &m[(r / per) * n..(r / per + 1) * n]);
-        softmax_row(row, m);
-    });
+    par_rows(
+        rows,
+        n,
+        #[inline(always)]
+        |r, row| {
+            let m = mask.map(|m| &m[(r / per) * n..(r / per + 1) * n]);
+            softmax_row(row, m);
+        },
+    );
 }
 
 /// Softmax backward in place over consecutive rows of `n` elements: `dy_then_dx` holds the
 /// output gradient on entry and the input gradient `y · (dy − Σ y·dy)` on return; `y` is
 /// the forward output (same length).
 pub(crate) fn softmax_backward_rows_in_place<T: Float>(y: &[T], dy_then_dx: &mut [T], n: usize) {
-    par_rows(dy_then_dx, n, |r, g| {
-        let yr = &y[r * n..(r + 1) * n];
-        let dot = sum_zip(yr, g, |a, b| a * b);
-        for (d, &yv) in g.iter_mut().zip(yr) {
-            *d = yv * (*d - dot);
-        }
-    });
+    par_rows(
+        dy_then_dx,
+        n,
+        #[inline(always)]
+        |r, g| {
+            let yr = &y[r * n..(r + 1) * n];
+            let dot = sum_zip(yr, g, |a, b| a * b);
+            for (d, &yv) in g.iter_mut().zip(yr) {
+                *d = yv * (*d - dot);
+            }
+        },
+    );
 }
 
 /// How many input rows share one mask row; validates the mask's shape `[g, n]` against
@@ -101,7 +112,8 @@ fn rows_per_mask_row(op: &str, x: &Tensor, mask: &Tensor, rows: usize, n: usize)
         return Err(Error::shape(
             op,
             format!(
-                "mask must have shape [g, {n}] with g > 0 dividing the {rows} rows of the input {}, found {}",
+                "mask must have shape [g, {n}] with g > 0 dividing the {rows} rows of the \
+                 input {}, found {}",
                 x.shape(),
                 mask.shape()
             ),

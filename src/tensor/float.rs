@@ -169,7 +169,8 @@ pub fn fast_exp_f32(x: f32) -> f32 {
             + r * (0.5
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
-    let bits = ((n as i32 + 127) as u32) << 23;
+    // SAFETY: n is a rounded value of a clamped input, so it lies in [-126, 127].
+    let bits = ((unsafe { n.to_int_unchecked::<i32>() } + 127) as u32) << 23;
     p * f32::from_bits(bits)
 }
 

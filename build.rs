@@ -1,6 +1,10 @@
-//! Build script: records build facts that `sparsevlp info` reports (target triple and
-//! profile), and watches kernels/ — the CUDA sources it will compile to PTX once the GPU
-//! path lands.
+//! Build script: records build facts that `sparsevlp info` reports, compiles kernels/*.cu
+//! to PTX and embeds it (see kernels/build_ptx.rs), and builds the CUDA emulator.
+
+#[path = "kernels/emu/build_emu.rs"]
+mod build_emu;
+#[path = "kernels/build_ptx.rs"]
+mod build_ptx;
 
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
@@ -9,4 +13,6 @@ fn main() {
     println!("cargo:rustc-env=SPARSEVLP_BUILD_PROFILE={profile}");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=kernels");
+    build_ptx::embed_kernels();
+    build_emu::compile_emulator();
 }

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod device;
 pub mod error;
+pub mod gpu;
 pub mod gradcheck;
 pub mod nn;
 pub mod ops;

@@ -7,6 +7,13 @@ use clap::Parser;
 use sparsevlp::cli::{run, Cli};
 
 fn main() -> ExitCode {
+    // Exit quietly when stdout is closed early (`sparsevlp info | head`), like other
+    // command-line tools, instead of panicking on a broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

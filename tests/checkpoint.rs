@@ -429,10 +429,7 @@ fn empty_and_scalar_tensors_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("odd.safetensors");
     let tensors = vec![
-        (
-            "empty".to_string(),
-            Tensor::zeros([0, 3], DType::F32, Default::default()),
-        ),
+        ("empty".to_string(), Tensor::zeros([0, 3], DType::F32)),
         (
             "scalar".to_string(),
             Tensor::full(Vec::<usize>::new(), 2.5, DType::F64),

@@ -313,8 +313,8 @@ fn adamw_matches_scalar_reference() {
     ] {
         for dtype in [DType::F64, DType::F32] {
             let mut p = Tensor::randn([n], 1.0, 1, DType::F64).to_dtype(dtype);
-            let mut m = Tensor::zeros([n], dtype, Default::default());
-            let mut v = Tensor::zeros([n], dtype, Default::default());
+            let mut m = Tensor::zeros([n], dtype);
+            let mut v = Tensor::zeros([n], dtype);
             let mut rp = p.to_vec_f64();
             let (mut rm, mut rv) = (vec![0.0; n], vec![0.0; n]);
             for step in 1..=3u64 {
@@ -348,7 +348,7 @@ fn adamw_first_step_moves_by_lr() {
     };
     let mut p = Tensor::full([4], 1.0, DType::F64);
     let g = Tensor::from_vec(vec![0.3f64, -2.0, 1e-3, -0.5], [4]).unwrap();
-    let mut m = Tensor::zeros([4], DType::F64, Default::default());
+    let mut m = Tensor::zeros([4], DType::F64);
     let mut v = m.clone();
     adamw_step(&mut p, &g, &mut m, &mut v, &cfg, 1).unwrap();
     let want = [1.0 - 1e-3, 1.0 + 1e-3, 1.0 - 1e-3, 1.0 + 1e-3];
@@ -360,7 +360,7 @@ fn adamw_first_step_moves_by_lr() {
 #[test]
 fn adamw_errors() {
     let cfg = AdamWConfig::default();
-    let zeros = |n: usize, dtype| Tensor::zeros([n], dtype, Default::default());
+    let zeros = |n: usize, dtype| Tensor::zeros([n], dtype);
     let mut p = zeros(3, DType::F32);
     let g = zeros(3, DType::F32);
     let mut m = zeros(3, DType::F32);

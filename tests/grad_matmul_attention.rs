@@ -124,7 +124,7 @@ fn matmul_rejects_mismatched_shapes() {
     let b = randn(&[3, 3, 2], 2);
     let a3 = randn(&[2, 3, 3], 1);
     assert!(matmul(&a3, &b, false, false).is_err());
-    let bf = Tensor::zeros([3, 2], DType::BF16, sparsevlp::Device::Cpu);
+    let bf = Tensor::zeros([3, 2], DType::BF16);
     assert!(matmul(&a, &bf, false, false).is_err());
 }
 
@@ -271,7 +271,7 @@ fn attention_forward_matches_naive() {
             assert!((x - y).abs() < 1e-12, "case b={b} tq={tq} tk={tk} h={h}");
         }
         // Padded keys get zero probability.
-        let p = saved.probs.to_vec_f64();
+        let p = saved.stats.to_vec_f64();
         for bi in 0..b {
             for row in 0..h * tq {
                 for j in tk - pad[bi]..tk {

@@ -10,7 +10,7 @@ use sparsevlp::ops::elementwise::{
 use sparsevlp::ops::embedding::{embedding, embedding_backward};
 use sparsevlp::ops::layernorm::{layer_norm, layer_norm_backward, LayerNormSaved};
 use sparsevlp::ops::softmax::{softmax, softmax_backward};
-use sparsevlp::{DType, Device, Error, Tensor};
+use sparsevlp::{DType, Error, Tensor};
 
 /// Shapes covering a single element, a single row, odd sizes, rank 3, and rows longer
 /// than one SIMD lane block (16) with and without a remainder.
@@ -33,7 +33,7 @@ fn like(like: &Tensor, data: &[f64]) -> Tensor {
 }
 
 fn zeros(dims: &[usize], dtype: DType) -> Tensor {
-    Tensor::zeros(dims, dtype, Device::Cpu)
+    Tensor::zeros(dims, dtype)
 }
 
 /// Checks `analytic` = ∂/∂x dot(f(x), r) by central differences at `x`.
@@ -693,9 +693,9 @@ fn half_precision_and_mixed_dtypes_are_errors() {
         "layer_norm",
         &[],
     ));
-    let m64 = Tensor::zeros([2, 4], DType::F64, Device::Cpu);
+    let m64 = Tensor::zeros([2, 4], DType::F64);
     mismatch(assert_err(softmax(&x32, Some(&m64)), "softmax", &[]));
-    let mut d32 = Tensor::zeros([4], DType::F32, Device::Cpu);
+    let mut d32 = Tensor::zeros([4], DType::F32);
     mismatch(assert_err(
         bias_add_backward(&x64, &mut d32),
         "bias_add_backward",

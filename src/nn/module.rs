@@ -1,6 +1,8 @@
 //! The trait every layer implements to expose its parameters by name.
 
 use super::param::Param;
+use crate::device::Device;
+use crate::error::Result;
 use crate::tensor::DType;
 
 /// A layer or model that owns named parameters.
@@ -15,8 +17,24 @@ pub trait Module {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param));
 
     /// Zeroes every gradient.
-    fn zero_grad(&mut self) {
-        self.visit_params_mut(&mut |p| p.zero_grad());
+    fn zero_grad(&mut self) -> Result<()> {
+        self.for_each_param(&mut |p| p.zero_grad())
+    }
+
+    /// Moves every parameter (value and gradient) to `device`.
+    fn to_device(&mut self, device: Device) -> Result<()> {
+        self.for_each_param(&mut |p| p.to_device(device))
+    }
+
+    /// Calls a fallible `f` on every parameter, stopping at the first error.
+    fn for_each_param(&mut self, f: &mut dyn FnMut(&mut Param) -> Result<()>) -> Result<()> {
+        let mut result = Ok(());
+        self.visit_params_mut(&mut |p| {
+            if result.is_ok() {
+                result = f(p);
+            }
+        });
+        result
     }
 
     /// Converts every parameter (value and gradient) to `dtype`.

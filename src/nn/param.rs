@@ -1,6 +1,7 @@
 //! A named trainable tensor and its gradient buffer.
 
 use crate::device::Device;
+use crate::error::Result;
 use crate::tensor::{DType, Tensor};
 
 /// A parameter: a stable dotted name (HF-compatible where a model has one), its value,
@@ -18,7 +19,7 @@ pub struct Param {
 impl Param {
     /// A parameter with the given value and a zero gradient.
     pub fn new(name: impl Into<String>, value: Tensor) -> Param {
-        let grad = Tensor::zeros(value.shape().clone(), value.dtype(), value.device());
+        let grad = Tensor::zeros(value.shape().clone(), value.dtype());
         Param {
             name: name.into(),
             value,
@@ -26,9 +27,21 @@ impl Param {
         }
     }
 
-    /// Sets the gradient to zero.
-    pub fn zero_grad(&mut self) {
-        self.grad = Tensor::zeros(self.value.shape().clone(), self.value.dtype(), Device::Cpu);
+    /// Sets the gradient to zero (on the value's device).
+    pub fn zero_grad(&mut self) -> Result<()> {
+        self.grad = Tensor::zeros_on(
+            self.value.shape().clone(),
+            self.value.dtype(),
+            self.value.device(),
+        )?;
+        Ok(())
+    }
+
+    /// Moves value and gradient to `device`.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        self.value = self.value.to_device(device)?;
+        self.grad = self.grad.to_device(device)?;
+        Ok(())
     }
 
     /// Converts value and gradient to `dtype`.

@@ -26,8 +26,12 @@ pub struct AttentionDropout {
 /// What [`attention`] keeps for [`attention_backward`].
 #[derive(Debug, Clone)]
 pub struct AttentionSaved {
-    /// Softmax probabilities before dropout, `[B, H, Tq, Tk]`.
-    pub probs: Tensor,
+    /// On the CPU: softmax probabilities before dropout, `[B, H, Tq, Tk]`. On GPU devices:
+    /// the per-row log-sum-exp `[B, H, Tq]` from which the flash kernels recompute them.
+    pub stats: Tensor,
+    /// GPU devices only: the forward output (the flash backward reads it) and the key
+    /// mask; None on the CPU.
+    pub flash: Option<(Tensor, Option<Tensor>)>,
     /// Number of heads.
     pub heads: usize,
     /// The dropout that was applied, if any.
@@ -57,6 +61,17 @@ impl Dims {
             cols: self.d,
             rs: self.hd(),
             cs: 1,
+        }
+    }
+
+    /// The sizes in the GPU launchers' terms.
+    fn flash_shape(&self) -> crate::gpu::dense::attention::AttentionShape {
+        crate::gpu::dense::attention::AttentionShape {
+            batch: self.b,
+            heads: self.h,
+            tq: self.tq,
+            tk: self.tk,
+            head_dim: self.d,
         }
     }
 
@@ -135,6 +150,24 @@ pub fn attention(
 ) -> Result<(Tensor, AttentionSaved)> {
     let dims = check(q, k, v, heads, key_mask, "attention")?;
     let Dims { b, tq, tk, h, d } = dims;
+    if q.device().is_gpu() {
+        if dropout.is_some() {
+            return Err(Error::invalid(
+                "attention: dropout on attention probabilities is not supported on GPU devices",
+            ));
+        }
+        let shape = dims.flash_shape();
+        let (out, lse) = crate::gpu::tensor_ops::attention(q, k, v, &shape, key_mask)?;
+        return Ok((
+            out.clone(),
+            AttentionSaved {
+                stats: lse,
+                flash: Some((out, key_mask.cloned())),
+                heads,
+                dropout: None,
+            },
+        ));
+    }
     with_float!(q.dtype(), "attention", T => {
         let (qs, ks, vs) = (q.as_slice::<T>()?, k.as_slice::<T>()?, v.as_slice::<T>()?);
         let mask = key_mask.map(|m| m.as_slice::<T>()).transpose()?;
@@ -173,7 +206,8 @@ pub fn attention(
         Ok((
             Tensor::from_vec(out, q.shape().clone())?,
             AttentionSaved {
-                probs: Tensor::from_vec(probs, [b, h, tq, tk])?,
+                stats: Tensor::from_vec(probs, [b, h, tq, tk])?,
+                flash: None,
                 heads,
                 dropout,
             },
@@ -191,14 +225,28 @@ pub fn attention_backward(
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let dims = check(q, k, v, saved.heads, None, "attention_backward")?;
     let Dims { b, tq, tk, h, d } = dims;
+    if let Some((out, key_mask)) = &saved.flash {
+        dout.expect_shape(q.dims(), "attention_backward (dOut)")?;
+        let shape = dims.flash_shape();
+        return crate::gpu::tensor_ops::attention_backward(
+            q,
+            k,
+            v,
+            &shape,
+            key_mask.as_ref(),
+            out,
+            &saved.stats,
+            dout,
+        );
+    }
     saved
-        .probs
+        .stats
         .expect_shape(&[b, h, tq, tk], "attention_backward (saved probabilities)")?;
     dout.expect_shape(q.dims(), "attention_backward (dOut)")?;
     q.expect_same_dtype(dout, "attention_backward")?;
     with_float!(q.dtype(), "attention_backward", T => {
         let (qs, ks, vs) = (q.as_slice::<T>()?, k.as_slice::<T>()?, v.as_slice::<T>()?);
-        let (probs, dos) = (saved.probs.as_slice::<T>()?, dout.as_slice::<T>()?);
+        let (probs, dos) = (saved.stats.as_slice::<T>()?, dout.as_slice::<T>()?);
         let scale = T::of(dims.scale());
         let mut dq = vec![T::ZERO; b * h * tq * d];
         let mut dk = vec![T::ZERO; b * h * tk * d];

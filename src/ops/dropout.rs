@@ -54,6 +54,9 @@ pub(crate) fn dropout_in_place<T: Float>(
 /// The tensor-level op shared by the forward and the backward (same mask and scale).
 fn apply(op: &str, x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
     check_p(op, p)?;
+    if x.device().is_gpu() {
+        return crate::gpu::tensor_ops::dropout(x, p, seed);
+    }
     with_float!(x.dtype(), op, T => {
         let mut out = par_to_vec(x.as_slice::<T>()?);
         dropout_in_place(op, &mut out, p, seed, 0)?;

@@ -193,6 +193,9 @@ fn add_of<T: Float>(u: T, v: T) -> T {
 /// `a + b` for two tensors of the same shape and dtype.
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     expect_same("add", a, b)?;
+    if a.device().is_gpu() {
+        return crate::gpu::tensor_ops::add(a, b);
+    }
     with_float!(a.dtype(), "add", T => { map_binary::<T>(a, b, add_of::<T>) })
 }
 
@@ -326,12 +329,18 @@ fn sigmoid_grad<T: Float>(y: T, dy: T) -> T {
 
 /// GELU, exact erf form: ½·x·(1 + erf(x/√2)).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_gpu() {
+        return crate::gpu::tensor_ops::gelu(x);
+    }
     with_float!(x.dtype(), "gelu", T => { map_unary::<T>(x, gelu_of::<T>) })
 }
 
 /// Backward of [`gelu`]: `dy · GELU'(x)`, given the forward input `x`.
 pub fn gelu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     expect_same("gelu_backward", x, dy)?;
+    if x.device().is_gpu() {
+        return crate::gpu::tensor_ops::gelu_backward(x, dy);
+    }
     with_float!(x.dtype(), "gelu_backward", T => { map_binary::<T>(x, dy, gelu_grad::<T>) })
 }
 

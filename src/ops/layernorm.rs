@@ -139,6 +139,10 @@ pub fn layer_norm(
             "{OP}: eps must be finite and >= 0, found {eps}"
         )));
     }
+    if x.device().is_gpu() {
+        let (y, mean, rstd) = crate::gpu::tensor_ops::layer_norm(x, gamma, beta, eps)?;
+        return Ok((y, LayerNormSaved { mean, rstd }));
+    }
     with_float!(x.dtype(), OP, T => {
         let (xs, g, b) = (x.as_slice::<T>()?, gamma.as_slice::<T>()?, beta.as_slice::<T>()?);
         let eps = T::of(eps);
@@ -191,6 +195,17 @@ pub fn layer_norm_backward(
                 ),
             ));
         }
+    }
+    if x.device().is_gpu() {
+        return crate::gpu::tensor_ops::layer_norm_backward(
+            x,
+            gamma,
+            &saved.mean,
+            &saved.rstd,
+            dy,
+            dgamma,
+            dbeta,
+        );
     }
     with_float!(x.dtype(), OP, T => {
         let (xs, g, gy) = (x.as_slice::<T>()?, gamma.as_slice::<T>()?, dy.as_slice::<T>()?);

@@ -219,6 +219,9 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         x.expect_same_dtype(b, "linear")?;
         b.expect_shape(&[out_f], "linear (bias)")?;
     }
+    if x.device().is_gpu() {
+        return crate::gpu::tensor_ops::linear(x, w, bias, rows, in_f, out_f);
+    }
     with_float!(x.dtype(), "linear", T => {
         let mut y = vec![T::ZERO; rows * out_f];
         if let Some(b) = bias {
@@ -259,6 +262,9 @@ pub fn linear_backward(
         "linear_backward (dY)",
     )?;
     dw.expect_shape(w.dims(), "linear_backward (dW)")?;
+    if x.device().is_gpu() {
+        return crate::gpu::tensor_ops::linear_backward(x, w, dy, dw, db, (rows, in_f, out_f));
+    }
     if let Some(db) = db {
         bias_add_backward(dy, db)?;
     }

@@ -134,6 +134,9 @@ pub fn softmax(x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         }
         None => 1,
     };
+    if x.device().is_gpu() {
+        return crate::gpu::tensor_ops::softmax(x, mask);
+    }
     with_float!(x.dtype(), OP, T => {
         let mask = mask.map(|m| m.as_slice::<T>()).transpose()?;
         let mut out = par_to_vec(x.as_slice::<T>()?);
@@ -147,6 +150,9 @@ pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     const OP: &str = "softmax_backward";
     expect_same(OP, y, dy)?;
     let (_, n) = rows_and_width(OP, y)?;
+    if y.device().is_gpu() {
+        return crate::gpu::tensor_ops::softmax_backward(y, dy);
+    }
     with_float!(y.dtype(), OP, T => {
         let mut dx = par_to_vec(dy.as_slice::<T>()?);
         softmax_backward_rows_in_place(y.as_slice::<T>()?, &mut dx, n);

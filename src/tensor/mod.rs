@@ -12,7 +12,7 @@ pub use dtype::{DType, Element};
 pub(crate) use float::with_float;
 pub use float::Float;
 pub use shape::Shape;
-pub use storage::{CpuStorage, Storage};
+pub use storage::{CpuStorage, GpuStorage, Storage};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -64,12 +64,10 @@ impl Tensor {
         })
     }
 
-    /// A tensor of zeros.
-    pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: Device) -> Tensor {
+    /// A CPU tensor of zeros.
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
         let shape = shape.into();
-        let storage = match device {
-            Device::Cpu => Storage::Cpu(CpuStorage::zeros(dtype, shape.numel())),
-        };
+        let storage = Storage::Cpu(CpuStorage::zeros(dtype, shape.numel()));
         Tensor { shape, storage }
     }
 
@@ -138,17 +136,109 @@ impl Tensor {
         &self.storage
     }
 
-    /// The CPU storage, or an error naming `op` when the tensor lives elsewhere.
+    /// The CPU storage, or an error when the tensor lives on a GPU device.
     pub fn cpu_storage(&self) -> Result<&CpuStorage> {
         match &self.storage {
             Storage::Cpu(s) => Ok(s),
+            Storage::Gpu(g) => Err(on_gpu(g.buffer.device())),
         }
     }
 
-    /// The elements as a typed slice; the dtype must be `T`'s.
+    /// The GPU storage, or an error when the tensor lives on the CPU.
+    pub fn gpu_storage(&self) -> Result<&GpuStorage> {
+        match &self.storage {
+            Storage::Gpu(g) => Ok(g),
+            Storage::Cpu(_) => Err(Error::invalid(
+                "this tensor lives on the CPU; move it with Tensor::to_device first",
+            )),
+        }
+    }
+
+    /// The GPU storage, mutably (kernels write outputs through it).
+    pub fn gpu_storage_mut(&mut self) -> Result<&mut GpuStorage> {
+        match &mut self.storage {
+            Storage::Gpu(g) => Ok(g),
+            Storage::Cpu(_) => Err(Error::invalid(
+                "this tensor lives on the CPU; move it with Tensor::to_device first",
+            )),
+        }
+    }
+
+    /// A tensor of zeros on `device`.
+    pub fn zeros_on(shape: impl Into<Shape>, dtype: DType, device: Device) -> Result<Tensor> {
+        let shape = shape.into();
+        match device {
+            Device::Cpu => Ok(Tensor::zeros(shape, dtype)),
+            gpu => {
+                let ctx = crate::gpu::GpuContext::get(gpu)?;
+                let buffer = ctx.alloc_bytes(shape.numel() * dtype.size_in_bytes())?;
+                Tensor::from_gpu(buffer, dtype, shape)
+            }
+        }
+    }
+
+    /// A GPU tensor around an existing buffer holding `numel` elements of `dtype`.
+    pub fn from_gpu(
+        buffer: crate::gpu::GpuBuffer,
+        dtype: DType,
+        shape: impl Into<Shape>,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        if buffer.len_bytes() < shape.numel() * dtype.size_in_bytes() {
+            return Err(Error::shape(
+                "Tensor::from_gpu",
+                format!(
+                    "a {}-byte buffer cannot hold {shape} {dtype} elements",
+                    buffer.len_bytes()
+                ),
+            ));
+        }
+        Ok(Tensor {
+            storage: Storage::Gpu(GpuStorage {
+                buffer,
+                dtype,
+                len: shape.numel(),
+            }),
+            shape,
+        })
+    }
+
+    /// A copy of this tensor on `device` (a plain clone when it is already there).
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        let host = match &self.storage {
+            Storage::Cpu(s) => s.clone(),
+            Storage::Gpu(g) => g.to_cpu()?,
+        };
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(host),
+            gpu => Storage::Gpu(GpuStorage::from_cpu(&host, gpu)?),
+        };
+        Ok(Tensor {
+            shape: self.shape.clone(),
+            storage,
+        })
+    }
+
+    /// The elements in host memory (read back from the device for GPU tensors).
+    ///
+    /// # Panics
+    /// When reading a GPU buffer fails: a device fault, not a property of the input.
+    fn host(&self) -> std::borrow::Cow<'_, CpuStorage> {
+        match &self.storage {
+            Storage::Cpu(s) => std::borrow::Cow::Borrowed(s),
+            Storage::Gpu(g) => std::borrow::Cow::Owned(g.to_cpu().unwrap_or_else(|e| {
+                panic!("reading a tensor back from {}: {e}", g.buffer.device())
+            })),
+        }
+    }
+
+    /// The elements as a typed slice; the dtype must be `T`'s and the tensor on the CPU.
     pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
         let dtype = self.dtype();
-        let Storage::Cpu(s) = &self.storage;
+        let s = self.cpu_storage()?;
         T::slice(s).ok_or(Error::DTypeMismatch {
             op: "Tensor::as_slice".into(),
             expected: T::DTYPE,
@@ -156,10 +246,14 @@ impl Tensor {
         })
     }
 
-    /// The elements as a mutable typed slice; the dtype must be `T`'s.
+    /// The elements as a mutable typed slice; the dtype must be `T`'s and the tensor on
+    /// the CPU.
     pub fn as_mut_slice<T: Element>(&mut self) -> Result<&mut [T]> {
         let dtype = self.dtype();
-        let Storage::Cpu(s) = &mut self.storage;
+        let s = match &mut self.storage {
+            Storage::Cpu(s) => s,
+            Storage::Gpu(g) => return Err(on_gpu(g.buffer.device())),
+        };
         T::slice_mut(s).ok_or(Error::DTypeMismatch {
             op: "Tensor::as_mut_slice".into(),
             expected: T::DTYPE,
@@ -167,24 +261,30 @@ impl Tensor {
         })
     }
 
-    /// A copy of the elements converted to f32.
+    /// A copy of the elements converted to f32 (read back from a GPU device if needed).
     pub fn to_vec_f32(&self) -> Vec<f32> {
-        let Storage::Cpu(s) = &self.storage;
-        s.to_f32_vec()
+        self.host().to_f32_vec()
     }
 
-    /// A copy of the elements widened to f64.
+    /// A copy of the elements widened to f64 (read back from a GPU device if needed).
     pub fn to_vec_f64(&self) -> Vec<f64> {
-        let Storage::Cpu(s) = &self.storage;
-        s.to_f64_vec()
+        self.host().to_f64_vec()
     }
 
-    /// A copy converted to `dtype`.
+    /// A copy converted to `dtype`, on the same device.
+    ///
+    /// # Panics
+    /// When a GPU tensor cannot be read back or written: a device fault.
     pub fn to_dtype(&self, dtype: DType) -> Tensor {
-        let Storage::Cpu(s) = &self.storage;
-        Tensor {
+        let converted = Tensor {
             shape: self.shape.clone(),
-            storage: Storage::Cpu(s.to_dtype(dtype)),
+            storage: Storage::Cpu(self.host().to_dtype(dtype)),
+        };
+        match self.device() {
+            Device::Cpu => converted,
+            device => converted
+                .to_device(device)
+                .unwrap_or_else(|e| panic!("converting a tensor on {device}: {e}")),
         }
     }
 
@@ -227,4 +327,11 @@ impl Tensor {
             })
         }
     }
+}
+
+/// The error for CPU-only access to a GPU tensor.
+fn on_gpu(device: Device) -> Error {
+    Error::invalid(format!(
+        "this tensor lives on {device}; copy it with Tensor::to_device(Device::Cpu) first"
+    ))
 }

@@ -4,6 +4,8 @@ use half::{bf16, f16};
 
 use super::dtype::DType;
 use crate::device::Device;
+use crate::error::Result;
+use crate::gpu::{GpuBuffer, GpuContext};
 
 /// Host memory of one dtype.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,11 +110,72 @@ impl CpuStorage {
     }
 }
 
+/// Memory of one dtype on a GPU device (CUDA or the emulator).
+#[derive(Debug)]
+pub struct GpuStorage {
+    /// The device buffer (exactly `len · dtype size` bytes are meaningful).
+    pub buffer: GpuBuffer,
+    /// The element type.
+    pub dtype: DType,
+    /// Number of elements.
+    pub len: usize,
+}
+
+impl GpuStorage {
+    /// Copies the elements to host memory.
+    pub fn to_cpu(&self) -> Result<CpuStorage> {
+        let ctx = GpuContext::get(self.buffer.device())?;
+        let n = self.len;
+        Ok(match self.dtype {
+            DType::F32 => CpuStorage::F32(ctx.download::<f32>(&self.buffer)?[..n].to_vec()),
+            DType::F64 => CpuStorage::F64(ctx.download::<f64>(&self.buffer)?[..n].to_vec()),
+            DType::BF16 => CpuStorage::BF16(ctx.download::<bf16>(&self.buffer)?[..n].to_vec()),
+            DType::F16 => CpuStorage::F16(ctx.download::<f16>(&self.buffer)?[..n].to_vec()),
+        })
+    }
+
+    /// Copies host elements to a new buffer on `device`.
+    pub fn from_cpu(storage: &CpuStorage, device: Device) -> Result<GpuStorage> {
+        let ctx = GpuContext::get(device)?;
+        let buffer = ctx.upload(storage.as_bytes())?;
+        Ok(GpuStorage {
+            buffer,
+            dtype: storage.dtype(),
+            len: storage.len(),
+        })
+    }
+}
+
+impl Clone for GpuStorage {
+    /// A deep copy on the same device (tensors are values: clones never share memory).
+    fn clone(&self) -> Self {
+        self.to_cpu()
+            .and_then(|host| GpuStorage::from_cpu(&host, self.buffer.device()))
+            .unwrap_or_else(|e| panic!("copying a tensor on {}: {e}", self.buffer.device()))
+    }
+}
+
 /// Tensor memory on some device.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Storage {
     /// Host memory.
     Cpu(CpuStorage),
+    /// GPU memory (CUDA or emulator).
+    Gpu(GpuStorage),
+}
+
+impl PartialEq for Storage {
+    /// Equal when both are on the CPU with equal elements, or on the same GPU device with
+    /// equal elements (read back to compare).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Storage::Cpu(a), Storage::Cpu(b)) => a == b,
+            (Storage::Gpu(a), Storage::Gpu(b)) if a.buffer.device() == b.buffer.device() => {
+                matches!((a.to_cpu(), b.to_cpu()), (Ok(x), Ok(y)) if x == y)
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Storage {
@@ -120,6 +183,7 @@ impl Storage {
     pub fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Gpu(g) => g.buffer.device(),
         }
     }
 
@@ -127,6 +191,7 @@ impl Storage {
     pub fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(s) => s.dtype(),
+            Storage::Gpu(g) => g.dtype,
         }
     }
 }

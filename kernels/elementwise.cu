@@ -1,0 +1,48 @@
+// Element-wise f32 kernels of the layer path: residual add and counter-based dropout.
+//
+// Work split
+//   grid-stride loops: THREADS = 256 threads per block, each thread owns elements
+//   i = blockIdx.x·blockDim.x + threadIdx.x + j·gridDim.x·blockDim.x. No shared memory,
+//   no cooperation between threads.
+//
+// Dropout mask: element i is kept iff (mix64(seed ^ mix64(i)) >> 40) >= threshold, where
+// mix64 is the SplitMix64 finaliser and threshold = ceil(p · 2^24) — exactly the CPU rule
+// `hash_uniform(seed, i) >= p` of src/rng.rs and src/ops/dropout.rs, so both devices draw
+// the same mask. Kept values are multiplied by scale = 1/(1 − p); the backward applies the
+// same mask and scale to the output gradient.
+#include "common.cuh"
+
+namespace elementwise_tile {
+constexpr int THREADS = 256;  // threads per block (the launcher uses the same)
+}  // namespace elementwise_tile
+
+// SplitMix64 finaliser (src/rng.rs `mix64`).
+static __device__ __forceinline__ unsigned long long svlp_mix64(unsigned long long z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// y = a + b over n elements.
+extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) add_f32(const float* __restrict__ a, const float* __restrict__ b,
+                                   float* __restrict__ y, unsigned long long n) {
+  const unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
+  for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += step) {
+    y[i] = a[i] + b[i];
+  }
+}
+
+// y = dropout(x): kept elements scaled by `scale`, dropped ones zero.
+extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) dropout_f32(const float* __restrict__ x, float* __restrict__ y,
+                                       unsigned long long n, unsigned long long seed,
+                                       unsigned threshold, float scale) {
+  const unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
+  for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += step) {
+    const unsigned long long h = svlp_mix64(seed ^ svlp_mix64(i));
+    const bool keep = (unsigned)(h >> 40) >= threshold;
+    y[i] = keep ? x[i] * scale : 0.0f;
+  }
+}

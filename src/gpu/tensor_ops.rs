@@ -1,0 +1,367 @@
+//! The GPU branch of the tensor ops in `crate::ops`: when an op's operands live on a GPU
+//! device (CUDA or the emulator), `crate::ops` forwards here, and these functions run the
+//! kernels through the shared launchers in [`super::dense`]. f32 only; every operand must
+//! be on the same device.
+
+use super::dense::attention::{self as attn, AttentionShape};
+use super::dense::{bias_gelu, gemm, layernorm, softmax};
+use super::{GpuBuffer, GpuContext, KernelArg, LaunchConfig};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Shape, Tensor};
+
+/// Threads per block of the element-wise kernels (kernels/elementwise.cu `THREADS`).
+const ELEMENTWISE_THREADS: u32 = 256;
+/// Upper bound on blocks of a grid-stride element-wise launch.
+const ELEMENTWISE_MAX_BLOCKS: usize = 4096;
+
+/// The context and buffer of a GPU f32 operand, checking it is on `device`.
+fn operand<'a>(t: &'a Tensor, device: Device, op: &str) -> Result<&'a GpuBuffer> {
+    if t.device() != device {
+        return Err(Error::invalid(format!(
+            "{op}: operands live on {} and {}; move them to one device",
+            device,
+            t.device()
+        )));
+    }
+    if t.dtype() != DType::F32 {
+        return Err(Error::UnsupportedDType {
+            op: format!("{op} (gpu)"),
+            dtype: t.dtype(),
+        });
+    }
+    Ok(&t.gpu_storage()?.buffer)
+}
+
+/// A new f32 tensor of `shape` on `device` (zeroed).
+fn output(ctx: &GpuContext, shape: impl Into<Shape>) -> Result<Tensor> {
+    let shape = shape.into();
+    let buf = ctx.alloc_bytes(shape.numel() * 4)?;
+    Tensor::from_gpu(buf, DType::F32, shape)
+}
+
+/// The mutable buffer of an output tensor created by [`output`] or passed by a caller.
+fn buffer_mut<'a>(t: &'a mut Tensor, device: Device, op: &str) -> Result<&'a mut GpuBuffer> {
+    operand(t, device, op)?;
+    Ok(&mut t.gpu_storage_mut()?.buffer)
+}
+
+fn elementwise_config(n: usize) -> LaunchConfig {
+    let blocks = n
+        .div_ceil(ELEMENTWISE_THREADS as usize)
+        .clamp(1, ELEMENTWISE_MAX_BLOCKS);
+    LaunchConfig::linear(blocks as u32, ELEMENTWISE_THREADS)
+}
+
+/// `Y = X·Wᵀ + b` on the GPU (see `crate::ops::matmul::linear`).
+pub fn linear(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    rows: usize,
+    in_f: usize,
+    out_f: usize,
+) -> Result<Tensor> {
+    let device = x.device();
+    let ctx = GpuContext::get(device)?;
+    let (xb, wb) = (operand(x, device, "linear")?, operand(w, device, "linear")?);
+    let shape = x.shape().with_last_dim(out_f);
+    let mut y = output(ctx, shape.clone())?;
+    let g = gemm::Gemm::new(rows, out_f, in_f).transposed(false, true);
+    gemm::gemm_f32(ctx, &g, xb, wb, buffer_mut(&mut y, device, "linear")?)?;
+    match bias {
+        None => Ok(y),
+        Some(b) => {
+            let mut out = output(ctx, shape)?;
+            let bb = operand(b, device, "linear")?;
+            let yb = operand(&y, device, "linear")?;
+            bias_gelu::bias_add(
+                ctx,
+                yb,
+                bb,
+                buffer_mut(&mut out, device, "linear")?,
+                rows,
+                out_f,
+            )?;
+            Ok(out)
+        }
+    }
+}
+
+/// Gradients of [`linear`]: returns dX, accumulates dW and db.
+pub fn linear_backward(
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    dw: &mut Tensor,
+    db: Option<&mut Tensor>,
+    (rows, in_f, out_f): (usize, usize, usize),
+) -> Result<Tensor> {
+    let device = x.device();
+    let ctx = GpuContext::get(device)?;
+    let op = "linear_backward";
+    let (xb, wb, dyb) = (
+        operand(x, device, op)?,
+        operand(w, device, op)?,
+        operand(dy, device, op)?,
+    );
+    let gw = gemm::Gemm::new(out_f, in_f, rows)
+        .transposed(true, false)
+        .accumulate(true);
+    gemm::gemm_f32(ctx, &gw, dyb, xb, buffer_mut(dw, device, op)?)?;
+    if let Some(db) = db {
+        bias_gelu::column_sum(ctx, dyb, buffer_mut(db, device, op)?, rows, out_f, true)?;
+    }
+    let mut dx = output(ctx, x.shape().clone())?;
+    let gx = gemm::Gemm::new(rows, in_f, out_f);
+    gemm::gemm_f32(ctx, &gx, dyb, wb, buffer_mut(&mut dx, device, op)?)?;
+    Ok(dx)
+}
+
+/// `a + b` element-wise.
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let device = a.device();
+    let ctx = GpuContext::get(device)?;
+    let (ab, bb) = (operand(a, device, "add")?, operand(b, device, "add")?);
+    if a.dims() != b.dims() {
+        return Err(Error::shape(
+            "add",
+            format!(
+                "operands must have the same shape: {} vs {}",
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    let y = output(ctx, a.shape().clone())?;
+    let n = a.numel();
+    if n > 0 {
+        let args = [
+            KernelArg::Buf(ab),
+            KernelArg::Buf(bb),
+            KernelArg::Buf(operand(&y, device, "add")?),
+            KernelArg::U64(n as u64),
+        ];
+        ctx.launch("add_f32", elementwise_config(n), &args)?;
+    }
+    Ok(y)
+}
+
+/// Dropout with the CPU op's exact mask (same seed → same kept elements).
+pub fn dropout(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
+    let device = x.device();
+    let ctx = GpuContext::get(device)?;
+    let xb = operand(x, device, "dropout")?;
+    let y = output(ctx, x.shape().clone())?;
+    let n = x.numel();
+    // keep iff (hash >> 40) ≥ ceil(p·2^24), i.e. hash_uniform(seed, i) ≥ p.
+    let threshold = (p * (1u64 << 24) as f64).ceil() as u32;
+    let scale = (1.0 / (1.0 - p)) as f32;
+    if n > 0 {
+        ctx.launch(
+            "dropout_f32",
+            elementwise_config(n),
+            &[
+                KernelArg::Buf(xb),
+                KernelArg::Buf(operand(&y, device, "dropout")?),
+                KernelArg::U64(n as u64),
+                KernelArg::U64(seed),
+                KernelArg::U32(threshold),
+                KernelArg::F32(scale),
+            ],
+        )?;
+    }
+    Ok(y)
+}
+
+/// Exact-erf GELU.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    let device = x.device();
+    let ctx = GpuContext::get(device)?;
+    let xb = operand(x, device, "gelu")?;
+    let mut y = output(ctx, x.shape().clone())?;
+    bias_gelu::gelu_forward(ctx, xb, buffer_mut(&mut y, device, "gelu")?, x.numel())?;
+    Ok(y)
+}
+
+/// Backward of [`gelu`].
+pub fn gelu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let device = x.device();
+    let ctx = GpuContext::get(device)?;
+    let op = "gelu_backward";
+    let (xb, dyb) = (operand(x, device, op)?, operand(dy, device, op)?);
+    let mut dx = output(ctx, x.shape().clone())?;
+    bias_gelu::gelu_backward(ctx, xb, dyb, buffer_mut(&mut dx, device, op)?, x.numel())?;
+    Ok(dx)
+}
+
+/// LayerNorm forward; returns `(y, mean, rstd)`.
+pub fn layer_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let device = x.device();
+    let ctx = GpuContext::get(device)?;
+    let op = "layer_norm";
+    let (rows, n) = (x.shape().rows(), x.shape().last_dim());
+    let (xb, gb, bb) = (
+        operand(x, device, op)?,
+        operand(gamma, device, op)?,
+        operand(beta, device, op)?,
+    );
+    let mut y = output(ctx, x.shape().clone())?;
+    let mut mean = output(ctx, [rows])?;
+    let mut rstd = output(ctx, [rows])?;
+    layernorm::layernorm_forward(
+        ctx,
+        xb,
+        gb,
+        bb,
+        buffer_mut(&mut y, device, op)?,
+        buffer_mut(&mut mean, device, op)?,
+        buffer_mut(&mut rstd, device, op)?,
+        rows,
+        n,
+        eps as f32,
+    )?;
+    Ok((y, mean, rstd))
+}
+
+/// LayerNorm backward: returns dX, accumulates dγ and dβ.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_backward(
+    x: &Tensor,
+    gamma: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
+    dy: &Tensor,
+    dgamma: &mut Tensor,
+    dbeta: &mut Tensor,
+) -> Result<Tensor> {
+    let device = x.device();
+    let ctx = GpuContext::get(device)?;
+    let op = "layer_norm_backward";
+    let (rows, n) = (x.shape().rows(), x.shape().last_dim());
+    let mut dx = output(ctx, x.shape().clone())?;
+    layernorm::layernorm_backward(
+        ctx,
+        operand(x, device, op)?,
+        operand(gamma, device, op)?,
+        operand(mean, device, op)?,
+        operand(rstd, device, op)?,
+        operand(dy, device, op)?,
+        buffer_mut(&mut dx, device, op)?,
+        buffer_mut(dgamma, device, op)?,
+        buffer_mut(dbeta, device, op)?,
+        rows,
+        n,
+        true,
+    )?;
+    Ok(dx)
+}
+
+/// Masked softmax over the last dim (mask `[g, n]` over g row groups).
+pub fn softmax(x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    let device = x.device();
+    let ctx = GpuContext::get(device)?;
+    let (rows, n) = (x.shape().rows(), x.shape().last_dim());
+    let xb = operand(x, device, "softmax")?;
+    let mask = match mask {
+        Some(m) => Some((operand(m, device, "softmax")?, m.dims()[0])),
+        None => None,
+    };
+    let mut y = output(ctx, x.shape().clone())?;
+    softmax::softmax_forward(
+        ctx,
+        xb,
+        mask,
+        buffer_mut(&mut y, device, "softmax")?,
+        rows,
+        n,
+    )?;
+    Ok(y)
+}
+
+/// Backward of [`softmax`] from its output.
+pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let device = y.device();
+    let ctx = GpuContext::get(device)?;
+    let op = "softmax_backward";
+    let (rows, n) = (y.shape().rows(), y.shape().last_dim());
+    let mut dx = output(ctx, y.shape().clone())?;
+    softmax::softmax_backward(
+        ctx,
+        operand(y, device, op)?,
+        operand(dy, device, op)?,
+        buffer_mut(&mut dx, device, op)?,
+        rows,
+        n,
+    )?;
+    Ok(dx)
+}
+
+/// Flash attention forward; returns the context `[B, Tq, H·D]` and the per-row
+/// log-sum-exp `[B, H, Tq]` the backward needs.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    shape: &AttentionShape,
+    key_mask: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let device = q.device();
+    let ctx = GpuContext::get(device)?;
+    let op = "attention";
+    let mask = key_mask.map(|m| operand(m, device, op)).transpose()?;
+    let mut out = output(ctx, q.shape().clone())?;
+    let mut lse = output(ctx, [shape.batch, shape.heads, shape.tq])?;
+    attn::attention_forward(
+        ctx,
+        shape,
+        operand(q, device, op)?,
+        operand(k, device, op)?,
+        operand(v, device, op)?,
+        mask,
+        buffer_mut(&mut out, device, op)?,
+        buffer_mut(&mut lse, device, op)?,
+    )?;
+    Ok((out, lse))
+}
+
+/// Flash attention backward from the forward's output and log-sum-exp.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    shape: &AttentionShape,
+    key_mask: Option<&Tensor>,
+    out: &Tensor,
+    lse: &Tensor,
+    dout: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let device = q.device();
+    let ctx = GpuContext::get(device)?;
+    let op = "attention_backward";
+    let mask = key_mask.map(|m| operand(m, device, op)).transpose()?;
+    let mut dq = output(ctx, q.shape().clone())?;
+    let mut dk = output(ctx, k.shape().clone())?;
+    let mut dv = output(ctx, v.shape().clone())?;
+    attn::attention_backward(
+        ctx,
+        shape,
+        operand(q, device, op)?,
+        operand(k, device, op)?,
+        operand(v, device, op)?,
+        mask,
+        operand(out, device, op)?,
+        operand(dout, device, op)?,
+        operand(lse, device, op)?,
+        buffer_mut(&mut dq, device, op)?,
+        buffer_mut(&mut dk, device, op)?,
+        buffer_mut(&mut dv, device, op)?,
+    )?;
+    Ok((dq, dk, dv))
+}

@@ -1,5 +1,6 @@
 //! The `sparsevlp` command line: argument definitions (clap derive) and dispatch.
 
+mod data;
 mod info;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ pub enum Command {
     /// the number of worker threads, and whether a GPU can be used. Exits 0 on any
     /// machine, with or without a GPU.
     Info(info::InfoArgs),
+    /// Write the built-in biased VQA dataset, or describe a dataset.
+    Data(data::DataArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -44,5 +47,6 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Info(args) => info::run(&args),
+        Command::Data(args) => data::run(&args),
     }
 }

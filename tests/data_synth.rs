@@ -1,0 +1,224 @@
+//! The built-in biased dataset: deterministic for a seed, answerable from the picture,
+//! loadable by the ordinary loader, and shifted so that answering with the training prior
+//! loses at least 40 points from test-id to test-ood.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sparsevlp::data::stats::DatasetStats;
+use sparsevlp::data::synth::{generate, SynthConfig};
+use sparsevlp::data::{
+    prepare, AnswerType, AnswerVocab, BatchOptions, BiasPrior, DataConfig, VisualBatch, VisualKind,
+    VqaDataset, VqaScorer,
+};
+
+fn small(seed: u64, questions: usize) -> SynthConfig {
+    SynthConfig {
+        seed,
+        questions,
+        ..SynthConfig::default()
+    }
+}
+
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().to_path_buf();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_same_seed_writes_the_same_bytes() {
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let summary = generate(a.path(), &small(7, 400), &mut |_| {}).unwrap();
+    generate(b.path(), &small(7, 400), &mut |_| {}).unwrap();
+    generate(c.path(), &small(8, 400), &mut |_| {}).unwrap();
+    let (fa, fb, fc) = (files(a.path()), files(b.path()), files(c.path()));
+    assert!(fa.len() > 10, "{:?}", fa.keys().collect::<Vec<_>>());
+    assert!(fa == fb, "same seed, different output");
+    let train = PathBuf::from("vqacp_v2_train_annotations.json");
+    assert_ne!(fa[&train], fc[&train], "another seed, the same annotations");
+    let total: usize = summary.questions.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 400);
+    let names: Vec<&str> = summary.questions.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["train", "val", "test-id", "test-ood"]);
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for cfg in [
+        small(0, 5),
+        SynthConfig {
+            bias: 1.5,
+            ..small(0, 100)
+        },
+        SynthConfig {
+            image_size: 8,
+            ..small(0, 100)
+        },
+        SynthConfig {
+            per_image: 0,
+            ..small(0, 100)
+        },
+    ] {
+        assert!(generate(dir.path(), &cfg, &mut |_| {}).is_err(), "{cfg:?}");
+    }
+}
+
+/// Accuracy (percent) of answering every question of `split` with the training prior's
+/// top answer for its question type, computed from the public pieces.
+fn prior_baseline(ds: &VqaDataset, split: &str) -> f64 {
+    let train = ds.split("train").unwrap();
+    let vocab = AnswerVocab::build(train, 1).unwrap();
+    let prior = BiasPrior::build(train, &vocab);
+    let mut scorer = VqaScorer::new();
+    for ex in &ds.split(split).unwrap().examples {
+        let top = prior
+            .top_answer(prior.type_index(&ex.question_type))
+            .unwrap();
+        scorer.add(ex, vocab.answer(top).unwrap());
+    }
+    scorer.report().overall
+}
+
+#[test]
+fn the_training_prior_loses_at_least_40_points_out_of_distribution() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &small(3, 3000), &mut |_| {}).unwrap();
+    let ds = VqaDataset::open(dir.path()).unwrap();
+    let (id, ood) = (
+        prior_baseline(&ds, "test-id"),
+        prior_baseline(&ds, "test-ood"),
+    );
+    assert!(id - ood >= 40.0, "test-id {id:.2}, test-ood {ood:.2}");
+    assert!(id > 70.0, "test-id {id:.2}");
+
+    let stats = DatasetStats::compute(&ds, "train", 3).unwrap();
+    let (sid, sood) = (
+        stats.split("test-id").unwrap(),
+        stats.split("test-ood").unwrap(),
+    );
+    assert!((sid.prior_accuracy.overall - id).abs() < 1e-9);
+    assert!((sood.prior_accuracy.overall - ood).abs() < 1e-9);
+    assert!(sood.prior_shift > 0.5 && sid.prior_shift < 0.1);
+    // every answer type is present, and each loses under the shift
+    for t in AnswerType::ALL {
+        assert!(sid.per_answer_type[t.name()] > 0);
+        assert!(sid.prior_accuracy.answer_type(t) - sood.prior_accuracy.answer_type(t) > 30.0);
+    }
+    assert_eq!(stats.prior_answers.len(), 6);
+    assert!(stats.to_text().contains("test-ood"));
+}
+
+/// Region feature layout of the synthetic data: one-hot colour (red, green, blue, yellow,
+/// purple, orange), one-hot shape (circle, square, triangle, diamond), one-hot size, box.
+const COLOURS: [&str; 6] = ["red", "green", "blue", "yellow", "purple", "orange"];
+const SHAPES: [&str; 4] = ["circle", "square", "triangle", "diamond"];
+
+fn argmax(xs: &[f32]) -> usize {
+    (0..xs.len())
+        .max_by(|&a, &b| xs[a].total_cmp(&xs[b]))
+        .unwrap()
+}
+
+#[test]
+fn answers_can_be_read_off_the_regions_and_the_pipeline_builds_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &small(5, 600), &mut |_| {}).unwrap();
+    let ds = VqaDataset::open(dir.path()).unwrap();
+    let cfg = DataConfig {
+        visual: VisualKind::Regions,
+        min_answer_count: 1,
+        cache: false,
+        ..DataConfig::default()
+    };
+    let prepared = prepare(&ds, &cfg).unwrap();
+    // yes/no, 0..3 and six colours and four shapes
+    assert_eq!(prepared.vocab.len(), 2 + 4 + 6 + 4);
+    let batcher = prepared.batcher("train").unwrap();
+    let opts = BatchOptions {
+        batch_size: 50,
+        ..BatchOptions::default()
+    };
+    let mut checked = 0;
+    for batch in batcher.batches(&opts, 0).unwrap() {
+        let batch = batch.unwrap();
+        let VisualBatch::Regions { features, mask, .. } = &batch.visual else {
+            panic!("expected regions")
+        };
+        let (f, m) = (features.to_vec_f32(), mask.to_vec_f32());
+        assert_eq!(&features.dims()[1..], &[8, 16]);
+        for (k, &i) in batch.indices.iter().enumerate() {
+            let ex = &batcher.split().examples()[i];
+            let regions: Vec<&[f32]> = (0..8)
+                .filter(|&r| m[k * 8 + r] == 1.0)
+                .map(|r| &f[(k * 8 + r) * 16..(k * 8 + r + 1) * 16])
+                .collect();
+            let shape_of = |r: &[f32]| SHAPES[argmax(&r[6..10])];
+            let colour_of = |r: &[f32]| COLOURS[argmax(&r[..6])];
+            if let Some(rest) = ex.question.strip_prefix("how many ") {
+                if let Some(shape) = rest
+                    .strip_suffix("s are there?")
+                    .filter(|s| SHAPES.contains(s))
+                {
+                    let n = regions.iter().filter(|r| shape_of(r) == shape).count();
+                    assert_eq!(n.to_string(), ex.multiple_choice_answer, "{}", ex.question);
+                    checked += 1;
+                }
+            } else if let Some(shape) = ex
+                .question
+                .strip_prefix("what color is the ")
+                .and_then(|s| s.strip_suffix('?'))
+                .filter(|s| SHAPES.contains(s))
+            {
+                let hit: Vec<_> = regions.iter().filter(|r| shape_of(r) == shape).collect();
+                assert_eq!(hit.len(), 1, "{}", ex.question);
+                assert_eq!(
+                    colour_of(hit[0]),
+                    ex.multiple_choice_answer,
+                    "{}",
+                    ex.question
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} questions checked");
+
+    // the same data as patches, through the decoded-image cache
+    let patches = DataConfig {
+        visual: VisualKind::Patches(Default::default()),
+        cache: true,
+        ..cfg
+    };
+    let prepared = prepare(&ds, &patches).unwrap();
+    let batch = prepared
+        .batcher("test-ood")
+        .unwrap()
+        .batch(&[0, 1])
+        .unwrap();
+    let VisualBatch::Patches { pixels, mask } = &batch.visual else {
+        panic!("expected patches")
+    };
+    assert_eq!(pixels.dims(), &[2, 64, 192]);
+    assert_eq!(mask.to_vec_f32(), vec![1.0; 128]);
+    assert_eq!(
+        prepared.visual.cache_status(),
+        &sparsevlp::data::CacheStatus::Written
+    );
+}

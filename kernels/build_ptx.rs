@@ -9,6 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::build_emu::kernel_names;
+
 /// One kernels/*.cu file as seen by the build.
 struct KernelFile {
     stem: String,
@@ -51,31 +53,6 @@ fn find_nvcc(root: &Path) -> Option<PathBuf> {
                     .find(|p| p.is_file())
             })
         })
-}
-
-/// The names of `extern "C" __global__ void NAME(` kernels in a source.
-pub fn kernel_names(source: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    for (i, _) in source.match_indices("__global__") {
-        let rest = &source[i + "__global__".len()..];
-        let Some(void_at) = rest.find("void") else {
-            continue;
-        };
-        let after = rest[void_at + 4..].trim_start();
-        // Skip an optional __launch_bounds__(...) between `void` and the name.
-        let after = match after.strip_prefix("__launch_bounds__") {
-            Some(lb) => lb.find(')').map_or(lb, |c| &lb[c + 1..]).trim_start(),
-            None => after,
-        };
-        let name: String = after
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        if !name.is_empty() && !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names
 }
 
 /// The source with `#include "local.cuh"` lines replaced by the file's contents (once).

@@ -309,7 +309,7 @@ fn tokenize(src: &str) -> Vec<Token> {
 
 /// The names of the `extern "C"` `__global__` kernels of a source, in order (see the
 /// module doc for the accepted forms).
-fn kernel_names(src: &str) -> Vec<String> {
+pub fn kernel_names(src: &str) -> Vec<String> {
     let t = tokenize(src);
     let ident = |i: usize, s: &str| matches!(t.get(i), Some(Token::Ident(x)) if x == s);
     let mut names: Vec<String> = Vec::new();

@@ -14,6 +14,7 @@ pub mod gradcheck;
 pub mod nn;
 pub mod ops;
 pub mod rng;
+pub mod sparse;
 pub mod tensor;
 
 pub use device::Device;

@@ -8,14 +8,13 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fs;
+use std::path::Path;
 
 use half::{bf16, f16};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 
+use crate::atomic_file::write_atomically;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::tensor::{CpuStorage, DType, Tensor};
@@ -268,49 +267,6 @@ fn decode(dtype: Dtype, data: &[u8]) -> Option<CpuStorage> {
         Dtype::F16 => CpuStorage::F16(le(data, f16::from_le_bytes)),
         _ => return None,
     })
-}
-
-/// Writes `bytes` to a unique temporary file next to `path`, syncs it and renames it over
-/// `path`; on failure the temporary file is removed.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| checkpoint_error(path, "the path does not name a file"))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let io_error = |source: std::io::Error| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(io_error)?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.flush())
-        .and_then(|()| file.sync_all());
-    drop(file);
-    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
-        // Best effort: the temporary file may already be gone.
-        let _ = fs::remove_file(&tmp);
-        return Err(io_error(e));
-    }
-    // Persist the rename itself; a failure here cannot un-write the checkpoint.
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// A checkpoint error naming `path`.

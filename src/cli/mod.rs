@@ -1,6 +1,7 @@
 //! The `sparsevlp` command line: argument definitions (clap derive) and dispatch.
 
 mod data;
+mod flops;
 mod info;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,12 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Write the built-in biased VQA dataset, or describe a dataset.
     Data(data::DataArgs),
+    /// Count FLOPs and parameters per module of a model, dense and effective.
+    ///
+    /// Analytic counts (matrix products only, a multiply-add is 2 FLOPs) for one input
+    /// size, per module with its modality, with totals per modality and overall; JSON
+    /// with --json or --out.
+    Flops(flops::FlopsArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -48,5 +55,6 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(args) => info::run(&args),
         Command::Data(args) => data::run(&args),
+        Command::Flops(args) => flops::run(&args),
     }
 }

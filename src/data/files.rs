@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
+pub(crate) use crate::atomic_file::write_atomically;
 use crate::error::{Error, Result};
 
 /// An error about `path`, as `path: msg`.
@@ -18,28 +18,6 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Writes `bytes` to a unique temporary file beside `path` and renames it over `path`,
-/// so readers never see a half-written file; the temporary file is removed on failure.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .ok_or_else(|| file_error(path, "the path does not name a file"))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        // Best effort: the temporary file may not exist.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_error(path)(e));
-    }
-    Ok(())
 }
 
 /// Writes `value` as pretty JSON (with a final newline), atomically.

@@ -1,0 +1,136 @@
+//! `sparsevlp flops`: analytic FLOPs and parameters per module of a model for one input
+//! size, dense and effective, as a table and JSON.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use crate::flops::{count, FlopInput, Sparsity, VisualInput};
+use crate::model::config::{ModelConfig, PRESETS};
+
+/// Options of `sparsevlp flops`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").args(["model", "config"])))]
+pub struct FlopsArgs {
+    /// A model preset (tiny-dual, tiny-single, lxmert-base, vilt-b32).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// A model config: a sparsevlp JSON config or a Hugging Face config.json.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 1, value_name = "B")]
+    pub batch: usize,
+    /// Text tokens per example (default: 20 for dual-stream, 40 for single-stream).
+    #[arg(long, value_name = "T")]
+    pub text_len: Option<usize>,
+    /// Regions per image of a dual-stream model (default: the config's, 36 for LXMERT).
+    #[arg(long, value_name = "R", conflicts_with = "image_size")]
+    pub regions: Option<usize>,
+    /// Image size of a single-stream model: S (square) or HxW (default: the config's).
+    #[arg(long, value_name = "S|HxW")]
+    pub image_size: Option<String>,
+    /// Effective-FLOP knobs: a JSON file with `weight_density`, `attention_density`
+    /// (name prefix → density), `skipped` (layer names) and `skip_adapter` (bottleneck).
+    #[arg(long, value_name = "FILE")]
+    pub sparsity: Option<PathBuf>,
+    /// Print the report as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Reads a config file: a Hugging Face config.json when it has `model_type`.
+fn load_config(path: &Path) -> Result<ModelConfig> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
+    if value.get("model_type").is_some() {
+        ModelConfig::from_hf_config(path)
+    } else {
+        ModelConfig::from_json_file(path)
+    }
+}
+
+/// Parses `S` or `HxW`.
+fn parse_image_size(text: &str) -> Result<VisualInput> {
+    let bad = || {
+        Error::invalid(format!(
+            "--image-size {text:?}: expected S or HxW in pixels"
+        ))
+    };
+    let (h, w) = match text.split_once(['x', 'X']) {
+        Some((h, w)) => (h, w),
+        None => (text, text),
+    };
+    Ok(VisualInput::Image {
+        height: h.trim().parse().map_err(|_| bad())?,
+        width: w.trim().parse().map_err(|_| bad())?,
+    })
+}
+
+/// Runs `sparsevlp flops`.
+pub fn run(args: &FlopsArgs) -> Result<()> {
+    let (name, config) = match (&args.model, &args.config) {
+        (Some(m), _) => (m.clone(), ModelConfig::preset(m)?),
+        (None, Some(p)) => (p.display().to_string(), load_config(p)?),
+        (None, None) => {
+            return Err(Error::invalid(format!(
+                "flops: give --model ({}) or --config FILE",
+                PRESETS.join(", ")
+            )))
+        }
+    };
+    let mut input = FlopInput::default_for(&config);
+    input.batch = args.batch;
+    if let Some(t) = args.text_len {
+        input.text_len = t;
+    }
+    if let Some(r) = args.regions {
+        input.visual = VisualInput::Regions(r);
+    }
+    if let Some(s) = &args.image_size {
+        input.visual = parse_image_size(s)?;
+    }
+    let sparsity = match &args.sparsity {
+        None => Sparsity::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| Error::Io {
+                path: p.clone(),
+                source,
+            })?;
+            serde_json::from_str(&text)
+                .map_err(|e| Error::invalid(format!("{}: {e}", p.display())))?
+        }
+    };
+    let report = count(&name, &config, &input, &sparsity)?;
+    let json = serde_json::to_string_pretty(&report)
+        .map_err(|e| Error::invalid(format!("cannot encode the report: {e}")))?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, format!("{json}\n")).map_err(|source| Error::Io {
+            path: out.clone(),
+            source,
+        })?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        println!(
+            "{name}: batch {}, {} text tokens, {}",
+            input.batch,
+            input.text_len,
+            match input.visual {
+                VisualInput::Regions(r) => format!("{r} regions"),
+                VisualInput::Image { height, width } => format!("{height}×{width} image"),
+            }
+        );
+        print!("{}", report.table());
+    }
+    Ok(())
+}

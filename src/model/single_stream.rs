@@ -1,0 +1,183 @@
+//! The single-stream (ViLT-style) model: [`ViltEmbeddings`], N pre-LN transformer layers,
+//! the final LayerNorm, the tanh pooler on token 0 and the VQA head, with the parameter
+//! names and layouts of HF `ViltForQuestionAnswering`.
+
+use super::config::{Arch, ModelConfig};
+use super::head::{AnswerHead, HeadLayout};
+use super::vilt_embeddings::{concat_tokens, split_tokens, ViltEmbeddings};
+use crate::error::{Error, Result};
+use crate::nn::{
+    additive_key_mask, Cache, Init, LayerNorm, Linear, Mode, Module, NormPlacement, Param,
+    TransformerLayer,
+};
+use crate::ops::elementwise::{tanh, tanh_backward};
+use crate::tensor::Tensor;
+
+/// One batch of ViLT inputs (the tensors of HF `ViltForQuestionAnswering`, with the
+/// image already cut into patches as `sparsevlp::data` produces them).
+#[derive(Debug, Clone)]
+pub struct SingleStreamInputs {
+    /// Word ids, row-major `[B, T]`.
+    pub input_ids: Vec<u32>,
+    /// Text mask `[B, T]`: 1 for tokens, 0 for padding.
+    pub attention_mask: Tensor,
+    /// Segment ids, row-major `[B, T]`.
+    pub token_type_ids: Vec<u32>,
+    /// Flattened patches `[B, P, C·p·p]`, each laid out channel, row, column.
+    pub pixel_values: Tensor,
+    /// Patch mask `[B, P]`: 1 where a patch shows the image, 0 for padding.
+    pub pixel_mask: Tensor,
+}
+
+/// What one training forward keeps: the pooled output and the sequence length.
+#[derive(Debug, Clone)]
+struct Saved {
+    pooled: Tensor,
+    seq: usize,
+}
+
+/// A ViLT model for question answering.
+#[derive(Debug, Clone)]
+pub struct SingleStreamModel {
+    /// `vilt.embeddings`.
+    pub embeddings: ViltEmbeddings,
+    /// `vilt.encoder.layer.{i}`, pre-LN.
+    pub layers: Vec<TransformerLayer>,
+    /// `vilt.layernorm`, after the last layer.
+    pub layernorm: LayerNorm,
+    /// `vilt.pooler.dense`, followed by tanh, on token 0.
+    pub pooler: Linear,
+    /// `classifier`.
+    pub head: AnswerHead,
+    cache: Cache<Saved>,
+}
+
+impl SingleStreamModel {
+    /// A new model for a single-stream `config`. Errors for a dual-stream config and for
+    /// what this graph does not support: `qkv_bias = false` and a `max_image_length`
+    /// below the patch count (HF samples patches then).
+    pub fn new(config: &ModelConfig, init: &Init) -> Result<Self> {
+        config.validate()?;
+        let Arch::SingleStream(s) = &config.arch else {
+            return Err(Error::invalid(
+                "SingleStreamModel needs a single-stream (ViLT) config, found a dual-stream one",
+            ));
+        };
+        if !s.qkv_bias {
+            return Err(Error::invalid(
+                "SingleStreamModel: qkv_bias = false is not supported",
+            ));
+        }
+        let patches = s.patches(s.image_size, s.image_size);
+        if let Some(m) = s.max_image_length.filter(|&m| m < patches) {
+            return Err(Error::invalid(format!(
+                "SingleStreamModel: max_image_length {m} below the {patches} patches \
+                 (patch sampling) is not supported"
+            )));
+        }
+        let block = config.block();
+        Ok(SingleStreamModel {
+            embeddings: ViltEmbeddings::new(config, s, init),
+            layers: (0..s.layers)
+                .map(|i| {
+                    let name = format!("vilt.encoder.layer.{i}");
+                    TransformerLayer::new(&name, NormPlacement::Pre, &block, init)
+                })
+                .collect(),
+            layernorm: LayerNorm::new("vilt.layernorm", config.hidden, config.layer_norm_eps, init),
+            pooler: Linear::new(
+                "vilt.pooler.dense",
+                config.hidden,
+                config.hidden,
+                true,
+                init,
+            ),
+            head: AnswerHead::new(
+                "classifier",
+                HeadLayout::Vilt,
+                config.hidden,
+                config.answers,
+                init,
+            ),
+            cache: Cache::new("vilt"),
+        })
+    }
+
+    /// The names of the encoder layers (`vilt.encoder.layer.{i}`), the units that
+    /// pruning and layer skipping address.
+    pub fn layer_names(&self) -> Vec<String> {
+        (0..self.layers.len())
+            .map(|i| format!("vilt.encoder.layer.{i}"))
+            .collect()
+    }
+
+    /// Answer logits `[B, answers]`.
+    pub fn forward(&mut self, inputs: &SingleStreamInputs, mode: Mode) -> Result<Tensor> {
+        let pooled = self.forward_pooled(inputs, mode)?;
+        self.head.forward(&pooled, mode)
+    }
+
+    /// Back-propagates `dlogits [B, answers]`, accumulating every parameter gradient.
+    pub fn backward(&mut self, dlogits: &Tensor) -> Result<()> {
+        let dpooled = self.head.backward(dlogits)?;
+        self.backward_pooled(&dpooled)
+    }
+
+    /// The pooled output `[B, h]`: tanh(pooler(token 0 of the final LayerNorm)).
+    pub fn forward_pooled(&mut self, inputs: &SingleStreamInputs, mode: Mode) -> Result<Tensor> {
+        let (mut x, keep) = self.embeddings.forward(inputs, mode)?;
+        let mask = additive_key_mask(&keep)?;
+        for layer in &mut self.layers {
+            x = layer.forward(&x, Some(&mask), mode)?;
+        }
+        let x = self.layernorm.forward(&x, mode)?;
+        let [b, seq, h] = x.shape().dims_n::<3>("vilt.layernorm")?;
+        let first = split_tokens(&x, 1)?.0.reshape([b, h])?;
+        let pooled = tanh(&self.pooler.forward(&first, mode)?)?;
+        if mode.is_train() {
+            self.cache.push(Saved {
+                pooled: pooled.clone(),
+                seq,
+            });
+        }
+        Ok(pooled)
+    }
+
+    /// Back-propagates the pooled-output gradient `dpooled [B, h]` through the pooler,
+    /// the encoder and the embeddings.
+    pub fn backward_pooled(&mut self, dpooled: &Tensor) -> Result<()> {
+        let Saved { pooled, seq } = self.cache.pop()?;
+        let dfirst = self.pooler.backward(&tanh_backward(&pooled, dpooled)?)?;
+        let [b, h] = dfirst.shape().dims_n::<2>("vilt.pooler.dense")?;
+        let rest = Tensor::zeros([b, seq - 1, h], dfirst.dtype());
+        let mut dx = self
+            .layernorm
+            .backward(&concat_tokens(&dfirst.reshape([b, 1, h])?, &rest)?)?;
+        for layer in self.layers.iter_mut().rev() {
+            dx = layer.backward(&dx)?;
+        }
+        self.embeddings.backward(&dx)
+    }
+}
+
+impl Module for SingleStreamModel {
+    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
+        self.embeddings.visit_params(f);
+        for layer in &self.layers {
+            layer.visit_params(f);
+        }
+        self.layernorm.visit_params(f);
+        self.pooler.visit_params(f);
+        self.head.visit_params(f);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        self.embeddings.visit_params_mut(f);
+        for layer in &mut self.layers {
+            layer.visit_params_mut(f);
+        }
+        self.layernorm.visit_params_mut(f);
+        self.pooler.visit_params_mut(f);
+        self.head.visit_params_mut(f);
+    }
+}

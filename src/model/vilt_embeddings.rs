@@ -1,0 +1,371 @@
+//! ViLT embeddings (`vilt.embeddings`): BERT-style text embeddings, the patch embedding
+//! (a stride-`p` `p×p` Conv2d applied as a linear map over flattened patches), the image
+//! CLS and patch position table, and the modality-type embeddings added to each stream.
+//!
+//! Only the config's patch grid is supported: HF interpolates the patch position table
+//! for other image sizes, this module rejects them with an error naming `pixel_values`.
+
+use super::config::{ModelConfig, SingleStream};
+use super::single_stream::SingleStreamInputs;
+use crate::error::{Error, Result};
+use crate::nn::{Cache, Dropout, Embedding, Init, LayerNorm, Mode, Module, Param};
+use crate::ops::elementwise::add;
+use crate::ops::embedding::{embedding, embedding_backward};
+use crate::ops::matmul::{linear, linear_backward};
+use crate::tensor::{with_float, Tensor};
+
+/// The modality-type id of text tokens.
+const TEXT_TYPE: u32 = 0;
+/// The modality-type id of image tokens (the image CLS and the patches).
+const IMAGE_TYPE: u32 = 1;
+/// The op name of input-shape errors.
+const INPUTS: &str = "ViLT inputs";
+
+/// What one training forward keeps for the backward pass.
+#[derive(Debug, Clone)]
+struct Saved {
+    pixels: Tensor,
+    batch: usize,
+    text_len: usize,
+}
+
+/// The embeddings of a single-stream model; the sequence is
+/// `[text tokens ; image CLS ; patches]`.
+#[derive(Debug, Clone)]
+pub struct ViltEmbeddings {
+    /// `vilt.embeddings.cls_token` `[1, 1, h]`.
+    pub cls_token: Param,
+    /// `vilt.embeddings.position_embeddings` `[1, patches + 1, h]`.
+    pub position_embeddings: Param,
+    /// `vilt.embeddings.text_embeddings.word_embeddings`.
+    pub word_embeddings: Embedding,
+    /// `vilt.embeddings.text_embeddings.position_embeddings`.
+    pub text_position_embeddings: Embedding,
+    /// `vilt.embeddings.text_embeddings.token_type_embeddings` (segments).
+    pub text_token_type_embeddings: Embedding,
+    /// `vilt.embeddings.text_embeddings.LayerNorm`.
+    pub text_norm: LayerNorm,
+    /// `vilt.embeddings.patch_embeddings.projection.weight` `[h, channels, p, p]`.
+    pub patch_weight: Param,
+    /// `vilt.embeddings.patch_embeddings.projection.bias` `[h]`.
+    pub patch_bias: Param,
+    /// `vilt.embeddings.token_type_embeddings` (modality type: 0 text, 1 image).
+    pub modality_type_embeddings: Embedding,
+    text_dropout: Dropout,
+    image_dropout: Dropout,
+    patches: usize,
+    cache: Cache<Saved>,
+}
+
+impl ViltEmbeddings {
+    /// New embeddings for `config` with single-stream part `s`.
+    pub fn new(config: &ModelConfig, s: &SingleStream, init: &Init) -> Self {
+        let h = config.hidden;
+        let patches = s.patches(s.image_size, s.image_size);
+        let text = "vilt.embeddings.text_embeddings";
+        let proj = "vilt.embeddings.patch_embeddings.projection";
+        let param = |name: String, dims: &[usize]| Param::new(&name, init.normal(&name, dims));
+        ViltEmbeddings {
+            cls_token: param("vilt.embeddings.cls_token".into(), &[1, 1, h]),
+            position_embeddings: param(
+                "vilt.embeddings.position_embeddings".into(),
+                &[1, patches + 1, h],
+            ),
+            word_embeddings: Embedding::new(
+                &format!("{text}.word_embeddings"),
+                config.vocab_size,
+                h,
+                init,
+            ),
+            text_position_embeddings: Embedding::new(
+                &format!("{text}.position_embeddings"),
+                config.max_position_embeddings,
+                h,
+                init,
+            ),
+            text_token_type_embeddings: Embedding::new(
+                &format!("{text}.token_type_embeddings"),
+                config.type_vocab_size,
+                h,
+                init,
+            ),
+            text_norm: LayerNorm::new(&format!("{text}.LayerNorm"), h, config.layer_norm_eps, init),
+            patch_weight: param(
+                format!("{proj}.weight"),
+                &[h, s.num_channels, s.patch_size, s.patch_size],
+            ),
+            patch_bias: Param::new(format!("{proj}.bias"), init.constant(&[h], 0.0)),
+            modality_type_embeddings: Embedding::new(
+                "vilt.embeddings.token_type_embeddings",
+                s.modality_type_vocab_size,
+                h,
+                init,
+            ),
+            text_dropout: Dropout::new(&format!("{text}.dropout"), config.hidden_dropout),
+            image_dropout: Dropout::new("vilt.embeddings.dropout", config.hidden_dropout),
+            patches,
+            cache: Cache::new("vilt.embeddings"),
+        }
+    }
+
+    /// Checks the input shapes against the model; returns `(batch, text_len)`. Errors
+    /// name the offending tensor with expected and found shapes.
+    pub fn check_inputs(&self, inputs: &SingleStreamInputs) -> Result<(usize, usize)> {
+        let [b, t] = inputs
+            .attention_mask
+            .shape()
+            .dims_n::<2>("attention_mask")?;
+        if t == 0 {
+            return Err(Error::shape(
+                INPUTS,
+                "attention_mask: found no text tokens [B, 0]",
+            ));
+        }
+        for (name, ids) in [
+            ("input_ids", &inputs.input_ids),
+            ("token_type_ids", &inputs.token_type_ids),
+        ] {
+            if ids.len() != b * t {
+                return Err(Error::shape(
+                    INPUTS,
+                    format!(
+                        "{name}: expected {} ids ([{b}, {t}] like attention_mask), found {}",
+                        b * t,
+                        ids.len()
+                    ),
+                ));
+            }
+        }
+        let max_t = self.text_position_embeddings.weight.value.dims()[0];
+        if t > max_t {
+            return Err(Error::shape(
+                INPUTS,
+                format!("input_ids: {t} tokens exceed the {max_t} text positions"),
+            ));
+        }
+        let patch_dim = self.patch_weight.value.numel() / self.patch_bias.value.numel();
+        let expected = [
+            ("pixel_values", vec![b, self.patches, patch_dim]),
+            ("pixel_mask", vec![b, self.patches]),
+        ];
+        for ((name, dims), tensor) in expected
+            .iter()
+            .zip([&inputs.pixel_values, &inputs.pixel_mask])
+        {
+            if tensor.dims() != dims.as_slice() {
+                return Err(Error::shape(
+                    INPUTS,
+                    format!(
+                        "{name}: expected {dims:?} (batch, the config's {} patches, \
+                         channels·patch²), found {}; other patch grids are not supported",
+                        self.patches,
+                        tensor.shape()
+                    ),
+                ));
+            }
+        }
+        Ok((b, t))
+    }
+
+    /// Embeds the inputs: returns the sequence `[B, T + 1 + P, h]` and its key mask
+    /// `[B, T + 1 + P]` (1 attend, 0 padding; the image CLS is always attended).
+    pub fn forward(&mut self, inputs: &SingleStreamInputs, mode: Mode) -> Result<(Tensor, Tensor)> {
+        let (b, t) = self.check_inputs(inputs)?;
+        let dtype = self.patch_weight.value.dtype();
+        let h = self.patch_bias.value.numel();
+        let n = self.patches + 1;
+
+        let positions = token_positions(b, t);
+        let words = self
+            .word_embeddings
+            .forward(&inputs.input_ids, &[b, t], mode)?;
+        let pos = self
+            .text_position_embeddings
+            .forward(&positions, &[b, t], mode)?;
+        let segs =
+            self.text_token_type_embeddings
+                .forward(&inputs.token_type_ids, &[b, t], mode)?;
+        let text = self
+            .text_norm
+            .forward(&add(&add(&words, &pos)?, &segs)?, mode)?;
+        let text = self.text_dropout.forward(text, mode)?;
+
+        let pixels = inputs.pixel_values.to_dtype(dtype);
+        let patches = linear(
+            &pixels,
+            &rows_of(&self.patch_weight.value, h)?,
+            Some(&self.patch_bias.value),
+        )?;
+        let cls =
+            embedding(&rows_of(&self.cls_token.value, 1)?, &vec![0; b])?.reshape([b, 1, h])?;
+        let image_pos = embedding(
+            &rows_of(&self.position_embeddings.value, n)?,
+            &token_positions(b, n),
+        )?
+        .reshape([b, n, h])?;
+        let image = add(&concat_tokens(&cls, &patches)?, &image_pos)?;
+        let image = self.image_dropout.forward(image, mode)?;
+
+        let text_type =
+            self.modality_type_embeddings
+                .forward(&vec![TEXT_TYPE; b * t], &[b, t], mode)?;
+        let text = add(&text, &text_type)?;
+        let image_type =
+            self.modality_type_embeddings
+                .forward(&vec![IMAGE_TYPE; b * n], &[b, n], mode)?;
+        let image = add(&image, &image_type)?;
+
+        let column = |m: &Tensor, len: usize| m.to_dtype(dtype).reshape([b, len, 1]);
+        let image_keep = concat_tokens(
+            &Tensor::full([b, 1, 1], 1.0, dtype),
+            &column(&inputs.pixel_mask, self.patches)?,
+        )?;
+        let keep = concat_tokens(&column(&inputs.attention_mask, t)?, &image_keep)?;
+        if mode.is_train() {
+            self.cache.push(Saved {
+                pixels,
+                batch: b,
+                text_len: t,
+            });
+        }
+        Ok((concat_tokens(&text, &image)?, keep.reshape([b, t + n])?))
+    }
+
+    /// Back-propagates the sequence gradient `[B, T + 1 + P, h]` into every table and
+    /// weight (nothing flows further back).
+    pub fn backward(&mut self, dy: &Tensor) -> Result<()> {
+        let Saved {
+            pixels,
+            batch: b,
+            text_len: t,
+        } = self.cache.pop()?;
+        let h = self.patch_bias.value.numel();
+        let n = self.patches + 1;
+        let (dtext, dimage) = split_tokens(dy, t)?;
+        self.modality_type_embeddings.backward(&dimage)?;
+        self.modality_type_embeddings.backward(&dtext)?;
+
+        let dimage = self.image_dropout.backward(dimage)?;
+        let flat = dimage.clone().reshape([b * n, h])?;
+        with_rows(&mut self.position_embeddings.grad, n, |g| {
+            embedding_backward(&token_positions(b, n), &flat, g)
+        })?;
+        let (dcls, dpatches) = split_tokens(&dimage, 1)?;
+        let dcls = dcls.reshape([b, h])?;
+        with_rows(&mut self.cls_token.grad, 1, |g| {
+            embedding_backward(&vec![0; b], &dcls, g)
+        })?;
+        let weight = rows_of(&self.patch_weight.value, h)?;
+        let bias_grad = &mut self.patch_bias.grad;
+        with_rows(&mut self.patch_weight.grad, h, |g| {
+            linear_backward(&pixels, &weight, &dpatches, g, Some(bias_grad)).map(drop)
+        })?;
+
+        let dtext = self.text_dropout.backward(dtext)?;
+        let dsum = self.text_norm.backward(&dtext)?;
+        self.text_token_type_embeddings.backward(&dsum)?;
+        self.text_position_embeddings.backward(&dsum)?;
+        self.word_embeddings.backward(&dsum)
+    }
+}
+
+impl Module for ViltEmbeddings {
+    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
+        f(&self.cls_token);
+        f(&self.position_embeddings);
+        self.word_embeddings.visit_params(f);
+        self.text_position_embeddings.visit_params(f);
+        self.text_token_type_embeddings.visit_params(f);
+        self.text_norm.visit_params(f);
+        f(&self.patch_weight);
+        f(&self.patch_bias);
+        self.modality_type_embeddings.visit_params(f);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        f(&mut self.cls_token);
+        f(&mut self.position_embeddings);
+        self.word_embeddings.visit_params_mut(f);
+        self.text_position_embeddings.visit_params_mut(f);
+        self.text_token_type_embeddings.visit_params_mut(f);
+        self.text_norm.visit_params_mut(f);
+        f(&mut self.patch_weight);
+        f(&mut self.patch_bias);
+        self.modality_type_embeddings.visit_params_mut(f);
+    }
+}
+
+/// Position ids `0..len` for each of `batch` sequences.
+fn token_positions(batch: usize, len: usize) -> Vec<u32> {
+    (0..batch).flat_map(|_| 0..len as u32).collect()
+}
+
+/// A copy of `t` viewed as a `[rows, numel / rows]` matrix.
+fn rows_of(t: &Tensor, rows: usize) -> Result<Tensor> {
+    let cols = t.numel() / rows;
+    t.clone().reshape([rows, cols])
+}
+
+/// Runs `f` on `t` viewed in place as a `[rows, numel / rows]` matrix (so a gradient
+/// stored in a parameter's HF layout can be accumulated by a matrix op).
+fn with_rows<R>(
+    t: &mut Tensor,
+    rows: usize,
+    f: impl FnOnce(&mut Tensor) -> Result<R>,
+) -> Result<R> {
+    let dims = t.dims().to_vec();
+    let cols = t.numel() / rows;
+    let placeholder = Tensor::zeros([0], t.dtype());
+    let mut matrix = std::mem::replace(t, placeholder).reshape([rows, cols])?;
+    let result = f(&mut matrix);
+    *t = matrix.reshape(dims)?;
+    result
+}
+
+/// Joins `a [B, Ta, h]` and `b [B, Tb, h]` along the token axis into `[B, Ta + Tb, h]`.
+pub(crate) fn concat_tokens(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    const OP: &str = "concat_tokens";
+    a.expect_same_dtype(b, OP)?;
+    let [batch, ta, h] = a.shape().dims_n::<3>(OP)?;
+    let [batch_b, tb, h_b] = b.shape().dims_n::<3>(OP)?;
+    if (batch_b, h_b) != (batch, h) {
+        return Err(Error::shape(
+            OP,
+            format!("cannot join {} and {} along tokens", a.shape(), b.shape()),
+        ));
+    }
+    with_float!(a.dtype(), OP, T => {
+        let (xa, xb) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
+        let mut out = Vec::with_capacity(xa.len() + xb.len());
+        for i in 0..batch {
+            out.extend_from_slice(&xa[i * ta * h..(i + 1) * ta * h]);
+            out.extend_from_slice(&xb[i * tb * h..(i + 1) * tb * h]);
+        }
+        Tensor::from_vec(out, [batch, ta + tb, h])
+    })
+}
+
+/// Splits `x [B, T, h]` after token `first` into `[B, first, h]` and `[B, T − first, h]`
+/// (the inverse of [`concat_tokens`]).
+pub(crate) fn split_tokens(x: &Tensor, first: usize) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "split_tokens";
+    let [batch, t, h] = x.shape().dims_n::<3>(OP)?;
+    if first > t {
+        return Err(Error::shape(
+            OP,
+            format!("cannot split {} after token {first}", x.shape()),
+        ));
+    }
+    with_float!(x.dtype(), OP, T => {
+        let xs = x.as_slice::<T>()?;
+        let (mut a, mut b) = (Vec::with_capacity(batch * first * h), Vec::new());
+        for row in xs.chunks(t * h) {
+            a.extend_from_slice(&row[..first * h]);
+            b.extend_from_slice(&row[first * h..]);
+        }
+        Ok((
+            Tensor::from_vec(a, [batch, first, h])?,
+            Tensor::from_vec(b, [batch, t - first, h])?,
+        ))
+    })
+}

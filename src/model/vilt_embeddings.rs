@@ -1,4 +1,4 @@
-//! ViLT embeddings (`vilt.embeddings`): BERT-style text embeddings, the patch embedding
+//! ViLT embeddings (`vilt.embeddings`): BERT-style [`TextEmbeddings`], the patch embedding
 //! (a stride-`p` `p×p` Conv2d applied as a linear map over flattened patches), the image
 //! CLS and patch position table, and the modality-type embeddings added to each stream.
 //!
@@ -7,8 +7,9 @@
 
 use super::config::{ModelConfig, SingleStream};
 use super::single_stream::SingleStreamInputs;
+use super::text_embeddings::{token_positions, TextEmbeddings};
 use crate::error::{Error, Result};
-use crate::nn::{Cache, Dropout, Embedding, Init, LayerNorm, Mode, Module, Param};
+use crate::nn::{Cache, Dropout, Embedding, Init, Mode, Module, Param};
 use crate::ops::elementwise::add;
 use crate::ops::embedding::{embedding, embedding_backward};
 use crate::ops::matmul::{linear, linear_backward};
@@ -37,21 +38,14 @@ pub struct ViltEmbeddings {
     pub cls_token: Param,
     /// `vilt.embeddings.position_embeddings` `[1, patches + 1, h]`.
     pub position_embeddings: Param,
-    /// `vilt.embeddings.text_embeddings.word_embeddings`.
-    pub word_embeddings: Embedding,
-    /// `vilt.embeddings.text_embeddings.position_embeddings`.
-    pub text_position_embeddings: Embedding,
-    /// `vilt.embeddings.text_embeddings.token_type_embeddings` (segments).
-    pub text_token_type_embeddings: Embedding,
-    /// `vilt.embeddings.text_embeddings.LayerNorm`.
-    pub text_norm: LayerNorm,
+    /// `vilt.embeddings.text_embeddings` (word, position, segment, LayerNorm).
+    pub text: TextEmbeddings,
     /// `vilt.embeddings.patch_embeddings.projection.weight` `[h, channels, p, p]`.
     pub patch_weight: Param,
     /// `vilt.embeddings.patch_embeddings.projection.bias` `[h]`.
     pub patch_bias: Param,
     /// `vilt.embeddings.token_type_embeddings` (modality type: 0 text, 1 image).
     pub modality_type_embeddings: Embedding,
-    text_dropout: Dropout,
     image_dropout: Dropout,
     patches: usize,
     cache: Cache<Saved>,
@@ -62,7 +56,6 @@ impl ViltEmbeddings {
     pub fn new(config: &ModelConfig, s: &SingleStream, init: &Init) -> Self {
         let h = config.hidden;
         let patches = s.patches(s.image_size, s.image_size);
-        let text = "vilt.embeddings.text_embeddings";
         let proj = "vilt.embeddings.patch_embeddings.projection";
         let param = |name: String, dims: &[usize]| Param::new(&name, init.normal(&name, dims));
         ViltEmbeddings {
@@ -71,25 +64,7 @@ impl ViltEmbeddings {
                 "vilt.embeddings.position_embeddings".into(),
                 &[1, patches + 1, h],
             ),
-            word_embeddings: Embedding::new(
-                &format!("{text}.word_embeddings"),
-                config.vocab_size,
-                h,
-                init,
-            ),
-            text_position_embeddings: Embedding::new(
-                &format!("{text}.position_embeddings"),
-                config.max_position_embeddings,
-                h,
-                init,
-            ),
-            text_token_type_embeddings: Embedding::new(
-                &format!("{text}.token_type_embeddings"),
-                config.type_vocab_size,
-                h,
-                init,
-            ),
-            text_norm: LayerNorm::new(&format!("{text}.LayerNorm"), h, config.layer_norm_eps, init),
+            text: TextEmbeddings::new("vilt.embeddings.text_embeddings", config, init),
             patch_weight: param(
                 format!("{proj}.weight"),
                 &[h, s.num_channels, s.patch_size, s.patch_size],
@@ -101,7 +76,6 @@ impl ViltEmbeddings {
                 h,
                 init,
             ),
-            text_dropout: Dropout::new(&format!("{text}.dropout"), config.hidden_dropout),
             image_dropout: Dropout::new("vilt.embeddings.dropout", config.hidden_dropout),
             patches,
             cache: Cache::new("vilt.embeddings"),
@@ -111,38 +85,12 @@ impl ViltEmbeddings {
     /// Checks the input shapes against the model; returns `(batch, text_len)`. Errors
     /// name the offending tensor with expected and found shapes.
     pub fn check_inputs(&self, inputs: &SingleStreamInputs) -> Result<(usize, usize)> {
-        let [b, t] = inputs
-            .attention_mask
-            .shape()
-            .dims_n::<2>("attention_mask")?;
-        if t == 0 {
-            return Err(Error::shape(
-                INPUTS,
-                "attention_mask: found no text tokens [B, 0]",
-            ));
-        }
-        for (name, ids) in [
-            ("input_ids", &inputs.input_ids),
-            ("token_type_ids", &inputs.token_type_ids),
-        ] {
-            if ids.len() != b * t {
-                return Err(Error::shape(
-                    INPUTS,
-                    format!(
-                        "{name}: expected {} ids ([{b}, {t}] like attention_mask), found {}",
-                        b * t,
-                        ids.len()
-                    ),
-                ));
-            }
-        }
-        let max_t = self.text_position_embeddings.weight.value.dims()[0];
-        if t > max_t {
-            return Err(Error::shape(
-                INPUTS,
-                format!("input_ids: {t} tokens exceed the {max_t} text positions"),
-            ));
-        }
+        let (b, t) = self.text.check_inputs(
+            INPUTS,
+            &inputs.input_ids,
+            &inputs.attention_mask,
+            &inputs.token_type_ids,
+        )?;
         let patch_dim = self.patch_weight.value.numel() / self.patch_bias.value.numel();
         let expected = [
             ("pixel_values", vec![b, self.patches, patch_dim]),
@@ -175,20 +123,9 @@ impl ViltEmbeddings {
         let h = self.patch_bias.value.numel();
         let n = self.patches + 1;
 
-        let positions = token_positions(b, t);
-        let words = self
-            .word_embeddings
-            .forward(&inputs.input_ids, &[b, t], mode)?;
-        let pos = self
-            .text_position_embeddings
-            .forward(&positions, &[b, t], mode)?;
-        let segs =
-            self.text_token_type_embeddings
-                .forward(&inputs.token_type_ids, &[b, t], mode)?;
         let text = self
-            .text_norm
-            .forward(&add(&add(&words, &pos)?, &segs)?, mode)?;
-        let text = self.text_dropout.forward(text, mode)?;
+            .text
+            .forward(&inputs.input_ids, &inputs.token_type_ids, (b, t), mode)?;
 
         let pixels = inputs.pixel_values.to_dtype(dtype);
         let patches = linear(
@@ -261,11 +198,7 @@ impl ViltEmbeddings {
             linear_backward(&pixels, &weight, &dpatches, g, Some(bias_grad)).map(drop)
         })?;
 
-        let dtext = self.text_dropout.backward(dtext)?;
-        let dsum = self.text_norm.backward(&dtext)?;
-        self.text_token_type_embeddings.backward(&dsum)?;
-        self.text_position_embeddings.backward(&dsum)?;
-        self.word_embeddings.backward(&dsum)
+        self.text.backward(dtext)
     }
 }
 
@@ -273,10 +206,7 @@ impl Module for ViltEmbeddings {
     fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
         f(&self.cls_token);
         f(&self.position_embeddings);
-        self.word_embeddings.visit_params(f);
-        self.text_position_embeddings.visit_params(f);
-        self.text_token_type_embeddings.visit_params(f);
-        self.text_norm.visit_params(f);
+        self.text.visit_params(f);
         f(&self.patch_weight);
         f(&self.patch_bias);
         self.modality_type_embeddings.visit_params(f);
@@ -285,19 +215,11 @@ impl Module for ViltEmbeddings {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
         f(&mut self.cls_token);
         f(&mut self.position_embeddings);
-        self.word_embeddings.visit_params_mut(f);
-        self.text_position_embeddings.visit_params_mut(f);
-        self.text_token_type_embeddings.visit_params_mut(f);
-        self.text_norm.visit_params_mut(f);
+        self.text.visit_params_mut(f);
         f(&mut self.patch_weight);
         f(&mut self.patch_bias);
         self.modality_type_embeddings.visit_params_mut(f);
     }
-}
-
-/// Position ids `0..len` for each of `batch` sequences.
-fn token_positions(batch: usize, len: usize) -> Vec<u32> {
-    (0..batch).flat_map(|_| 0..len as u32).collect()
 }
 
 /// A copy of `t` viewed as a `[rows, numel / rows]` matrix.

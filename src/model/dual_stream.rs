@@ -6,13 +6,12 @@
 use super::config::{Arch, ModelConfig};
 use super::head::{AnswerHead, HeadLayout};
 use super::lxmert_embeddings::{EmbeddedStreams, LxmertEmbeddings, VisualInputGrads};
-use super::vilt_embeddings::{concat_tokens, split_tokens};
+use super::pooler::Pooler;
 use crate::error::{Error, Result};
 use crate::flops::Modality;
 use crate::nn::{
-    Cache, CrossModalLayer, Init, Linear, Mode, Module, NormPlacement, Param, TransformerLayer,
+    Cache, CrossModalLayer, Init, Mode, Module, NormPlacement, Param, TransformerLayer,
 };
-use crate::ops::elementwise::{tanh, tanh_backward};
 use crate::tensor::Tensor;
 
 /// One batch of LXMERT inputs (the tensors of HF `LxmertForQuestionAnswering`).
@@ -32,14 +31,6 @@ pub struct DualStreamInputs {
     pub visual_mask: Option<Tensor>,
 }
 
-/// What one training forward keeps: the pooled output and the stream lengths.
-#[derive(Debug, Clone)]
-struct Saved {
-    pooled: Tensor,
-    text_len: usize,
-    regions: usize,
-}
-
 /// An LXMERT model for question answering.
 #[derive(Debug, Clone)]
 pub struct DualStreamModel {
@@ -52,10 +43,11 @@ pub struct DualStreamModel {
     /// `lxmert.encoder.x_layers.{i}`: the cross-modality encoder (X layers).
     pub cross_layers: Vec<CrossModalLayer>,
     /// `lxmert.pooler.dense`, followed by tanh, on the language stream's token 0.
-    pub pooler: Linear,
+    pub pooler: Pooler,
     /// `answer_head.logit_fc`.
     pub head: AnswerHead,
-    cache: Cache<Saved>,
+    /// The visual stream's shape per training forward (its gradient starts at zero).
+    cache: Cache<Vec<usize>>,
 }
 
 /// The names of `n` layers under `prefix` (`{prefix}.{i}`).
@@ -86,7 +78,7 @@ impl DualStreamModel {
             cross_layers: names("lxmert.encoder.x_layers", d.x_layers)
                 .map(|name| CrossModalLayer::new(&name, NormPlacement::Post, &block, init))
                 .collect(),
-            pooler: Linear::new("lxmert.pooler.dense", h, h, true, init),
+            pooler: Pooler::new("lxmert.pooler", h, init),
             head: AnswerHead::new(
                 "answer_head.logit_fc",
                 HeadLayout::Lxmert,
@@ -144,16 +136,9 @@ impl DualStreamModel {
             (lang, visn) =
                 layer.forward(&lang, &visn, Some(&lang_mask), visn_mask.as_ref(), mode)?;
         }
-        let [b, text_len, h] = lang.shape().dims_n::<3>("lxmert.encoder")?;
-        let regions = visn.dims()[1];
-        let first = split_tokens(&lang, 1)?.0.reshape([b, h])?;
-        let pooled = tanh(&self.pooler.forward(&first, mode)?)?;
+        let pooled = self.pooler.forward(&lang, mode)?;
         if mode.is_train() {
-            self.cache.push(Saved {
-                pooled: pooled.clone(),
-                text_len,
-                regions,
-            });
+            self.cache.push(visn.dims().to_vec());
         }
         Ok(pooled)
     }
@@ -161,17 +146,10 @@ impl DualStreamModel {
     /// Back-propagates the pooled-output gradient `dpooled [B, h]` through the pooler,
     /// the three encoders and the embeddings; returns the gradients of the visual inputs.
     pub fn backward_pooled(&mut self, dpooled: &Tensor) -> Result<VisualInputGrads> {
-        let Saved {
-            pooled,
-            text_len,
-            regions,
-        } = self.cache.pop()?;
-        let dfirst = self.pooler.backward(&tanh_backward(&pooled, dpooled)?)?;
-        let [b, h] = dfirst.shape().dims_n::<2>("lxmert.pooler.dense")?;
-        let dtype = dfirst.dtype();
-        let rest = Tensor::zeros([b, text_len - 1, h], dtype);
-        let mut dlang = concat_tokens(&dfirst.reshape([b, 1, h])?, &rest)?;
-        let mut dvisn = Tensor::zeros([b, regions, h], dtype);
+        let visn_dims = self.cache.pop()?;
+        let mut dlang = self.pooler.backward(dpooled)?;
+        // The head reads only the language stream: the visual stream's gradient starts at 0.
+        let mut dvisn = Tensor::zeros(visn_dims, dlang.dtype());
         for layer in self.cross_layers.iter_mut().rev() {
             (dlang, dvisn) = layer.backward(&dlang, &dvisn)?;
         }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod dual_stream;
 pub mod head;
 pub mod lxmert_embeddings;
+pub mod pooler;
 pub mod single_stream;
 pub mod text_embeddings;
 pub mod vilt_embeddings;

@@ -4,13 +4,12 @@
 
 use super::config::{Arch, ModelConfig};
 use super::head::{AnswerHead, HeadLayout};
-use super::vilt_embeddings::{concat_tokens, split_tokens, ViltEmbeddings};
+use super::pooler::Pooler;
+use super::vilt_embeddings::ViltEmbeddings;
 use crate::error::{Error, Result};
 use crate::nn::{
-    additive_key_mask, Cache, Init, LayerNorm, Linear, Mode, Module, NormPlacement, Param,
-    TransformerLayer,
+    additive_key_mask, Init, LayerNorm, Mode, Module, NormPlacement, Param, TransformerLayer,
 };
-use crate::ops::elementwise::{tanh, tanh_backward};
 use crate::tensor::Tensor;
 
 /// One batch of ViLT inputs (the tensors of HF `ViltForQuestionAnswering`, with the
@@ -29,13 +28,6 @@ pub struct SingleStreamInputs {
     pub pixel_mask: Tensor,
 }
 
-/// What one training forward keeps: the pooled output and the sequence length.
-#[derive(Debug, Clone)]
-struct Saved {
-    pooled: Tensor,
-    seq: usize,
-}
-
 /// A ViLT model for question answering.
 #[derive(Debug, Clone)]
 pub struct SingleStreamModel {
@@ -46,10 +38,9 @@ pub struct SingleStreamModel {
     /// `vilt.layernorm`, after the last layer.
     pub layernorm: LayerNorm,
     /// `vilt.pooler.dense`, followed by tanh, on token 0.
-    pub pooler: Linear,
+    pub pooler: Pooler,
     /// `classifier`.
     pub head: AnswerHead,
-    cache: Cache<Saved>,
 }
 
 impl SingleStreamModel {
@@ -85,13 +76,7 @@ impl SingleStreamModel {
                 })
                 .collect(),
             layernorm: LayerNorm::new("vilt.layernorm", config.hidden, config.layer_norm_eps, init),
-            pooler: Linear::new(
-                "vilt.pooler.dense",
-                config.hidden,
-                config.hidden,
-                true,
-                init,
-            ),
+            pooler: Pooler::new("vilt.pooler", config.hidden, init),
             head: AnswerHead::new(
                 "classifier",
                 HeadLayout::Vilt,
@@ -99,7 +84,6 @@ impl SingleStreamModel {
                 config.answers,
                 init,
             ),
-            cache: Cache::new("vilt"),
         })
     }
 
@@ -131,28 +115,13 @@ impl SingleStreamModel {
             x = layer.forward(&x, Some(&mask), mode)?;
         }
         let x = self.layernorm.forward(&x, mode)?;
-        let [b, seq, h] = x.shape().dims_n::<3>("vilt.layernorm")?;
-        let first = split_tokens(&x, 1)?.0.reshape([b, h])?;
-        let pooled = tanh(&self.pooler.forward(&first, mode)?)?;
-        if mode.is_train() {
-            self.cache.push(Saved {
-                pooled: pooled.clone(),
-                seq,
-            });
-        }
-        Ok(pooled)
+        self.pooler.forward(&x, mode)
     }
 
     /// Back-propagates the pooled-output gradient `dpooled [B, h]` through the pooler,
     /// the encoder and the embeddings.
     pub fn backward_pooled(&mut self, dpooled: &Tensor) -> Result<()> {
-        let Saved { pooled, seq } = self.cache.pop()?;
-        let dfirst = self.pooler.backward(&tanh_backward(&pooled, dpooled)?)?;
-        let [b, h] = dfirst.shape().dims_n::<2>("vilt.pooler.dense")?;
-        let rest = Tensor::zeros([b, seq - 1, h], dfirst.dtype());
-        let mut dx = self
-            .layernorm
-            .backward(&concat_tokens(&dfirst.reshape([b, 1, h])?, &rest)?)?;
+        let mut dx = self.layernorm.backward(&self.pooler.backward(dpooled)?)?;
         for layer in self.layers.iter_mut().rev() {
             dx = layer.backward(&dx)?;
         }

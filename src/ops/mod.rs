@@ -17,3 +17,4 @@ pub mod layernorm;
 pub mod loss;
 pub mod matmul;
 pub mod softmax;
+pub mod tokens;

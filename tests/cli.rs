@@ -1,13 +1,8 @@
 //! End-to-end tests of the `sparsevlp` binary: exit codes and the text users rely on.
 
-use std::process::Command;
+mod common;
 
-fn sparsevlp(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sparsevlp"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use common::sparsevlp;
 
 #[test]
 fn info_reports_cpu_threads_and_gpu_status_and_exits_zero() {

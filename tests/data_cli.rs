@@ -1,13 +1,8 @@
 //! End-to-end tests of `sparsevlp data synth` and `sparsevlp data stats`.
 
-use std::process::Command;
+mod common;
 
-fn sparsevlp(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sparsevlp"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use common::sparsevlp;
 
 #[test]
 fn synth_then_stats_print_tables_and_write_json() {

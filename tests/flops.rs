@@ -3,8 +3,11 @@
 //!
 //! Convention (see `sparsevlp::flops`): matrix products only, a multiply-add is 2 FLOPs.
 
+mod common;
+
+use common::sparsevlp;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use sparsevlp::flops::{count, FlopInput, FlopReport, Modality, OpKind, Sparsity, VisualInput};
 use sparsevlp::model::config::ModelConfig;
@@ -288,13 +291,6 @@ fn report_json_round_trips() {
     assert_eq!(back, rep);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(v["modalities"]["cross"]["dense_flops"].as_u64().unwrap() > 0);
-}
-
-fn sparsevlp(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sparsevlp"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{check_layer, randn, MODE};
+use common::{check_layer, prefix_mask, randn, MODE};
 use sparsevlp::flops::{count, FlopInput, Modality, Sparsity};
 use sparsevlp::model::config::{Arch, DualStream, HiddenAct, ModelConfig};
 use sparsevlp::model::dual_stream::{DualStreamInputs, DualStreamModel};
@@ -34,17 +34,6 @@ fn tiny(dropout: f64) -> ModelConfig {
         activation: HiddenAct::Gelu,
         answers: 3,
     }
-}
-
-/// A row-major `[rows, cols]` mask whose row r keeps its first `keep[r]` entries.
-fn prefix_mask(cols: usize, keep: &[usize], dtype: DType) -> Tensor {
-    let v: Vec<f64> = keep
-        .iter()
-        .flat_map(|&k| (0..cols).map(move |j| if j < k { 1.0 } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(v, [keep.len(), cols])
-        .unwrap()
-        .to_dtype(dtype)
 }
 
 /// Inputs for batch 2 with `t` tokens (the second row's last token padded) and `r`

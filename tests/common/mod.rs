@@ -6,6 +6,7 @@
 use sparsevlp::gradcheck::{check_gradient, dot, GradCheckConfig};
 use sparsevlp::nn::{Mode, Module};
 use sparsevlp::{DType, Tensor};
+use std::process::{Command, Output};
 
 /// The training mode every check runs in (dropout masks are reproducible from it).
 pub const MODE: Mode = Mode::Train { seed: 99 };
@@ -101,4 +102,23 @@ pub fn check_layer<L: Module + Clone>(
         check_gradient(&format!("{name}: {pname}"), &x, grad, loss, cfg)
             .unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// Runs the `sparsevlp` binary with `args` and returns its output.
+pub fn sparsevlp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sparsevlp"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// A `[rows, cols]` 1/0 mask whose row r keeps its first `keep[r]` entries.
+pub fn prefix_mask(cols: usize, keep: &[usize], dtype: DType) -> Tensor {
+    let v: Vec<f64> = keep
+        .iter()
+        .flat_map(|&k| (0..cols).map(move |j| if j < k { 1.0 } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(v, [keep.len(), cols])
+        .unwrap()
+        .to_dtype(dtype)
 }

@@ -84,6 +84,21 @@ impl GpuContext {
         Ok(buf)
     }
 
+    /// A new buffer on this device with the same contents as `buf` (a device-side copy).
+    pub fn duplicate(&self, buf: &GpuBuffer) -> Result<GpuBuffer> {
+        if buf.device() != self.device() {
+            return Err(Error::invalid(format!(
+                "copy of a buffer on {} through the {} context",
+                buf.device(),
+                self.device()
+            )));
+        }
+        match self {
+            GpuContext::Cuda(c) => c.duplicate(buf),
+            GpuContext::Emu(e) => e.duplicate(buf),
+        }
+    }
+
     /// Sets every byte of `buf` to `byte` (0xFF poisons f32/bf16/f16 data with NaN).
     pub fn fill_bytes(&self, buf: &mut GpuBuffer, byte: u8) -> Result<()> {
         let data = vec![byte; buf.len_bytes()];

@@ -199,6 +199,27 @@ impl CudaBackend {
         })
     }
 
+    /// A new buffer with the same bytes as `src`, copied on the device.
+    pub fn duplicate(&self, src: &GpuBuffer) -> Result<GpuBuffer> {
+        let Memory::Cuda(slice) = &src.memory else {
+            return Err(Error::invalid("CUDA copy of a non-CUDA buffer"));
+        };
+        let copy = self
+            .stream
+            .clone_dtod(slice)
+            .map_err(|e| cuda_err("device-to-device copy", e))?;
+        let address = {
+            use cudarc::driver::DevicePtr;
+            copy.device_ptr(&self.stream).0
+        };
+        Ok(GpuBuffer {
+            device: self.device(),
+            bytes: src.bytes,
+            address,
+            memory: Memory::Cuda(copy),
+        })
+    }
+
     /// Copies `src` into the start of `dst`.
     pub fn upload(&self, dst: &mut GpuBuffer, src: &[u8]) -> Result<()> {
         let Memory::Cuda(slice) = &mut dst.memory else {

@@ -47,6 +47,21 @@ impl EmuBackend {
         })
     }
 
+    /// A new buffer with the same bytes as `src`.
+    pub fn duplicate(&self, src: &GpuBuffer) -> Result<GpuBuffer> {
+        let Memory::Emu(from) = &src.memory else {
+            return Err(Error::invalid("emulator copy of a non-emulator buffer"));
+        };
+        let copy = self.alloc(src.bytes)?;
+        let Memory::Emu(to) = &copy.memory else {
+            unreachable!("alloc returns emulator memory")
+        };
+        // SAFETY: both blocks hold at least src.bytes bytes and are distinct allocations;
+        // emulated launches are synchronous, so nothing writes `src` meanwhile.
+        unsafe { std::ptr::copy_nonoverlapping(from.as_ptr(), to.as_ptr(), src.bytes) };
+        Ok(copy)
+    }
+
     /// Copies `src` into the start of `dst`.
     pub fn upload(&self, dst: &mut GpuBuffer, src: &[u8]) -> Result<()> {
         let Memory::Emu(block) = &dst.memory else {

@@ -147,11 +147,21 @@ impl GpuStorage {
 }
 
 impl Clone for GpuStorage {
-    /// A deep copy on the same device (tensors are values: clones never share memory).
+    /// A deep copy on the same device, made by a device-side copy (tensors are values:
+    /// clones never share memory).
+    ///
+    /// # Panics
+    /// When the device cannot allocate or copy: a device fault, not a property of the input.
     fn clone(&self) -> Self {
-        self.to_cpu()
-            .and_then(|host| GpuStorage::from_cpu(&host, self.buffer.device()))
-            .unwrap_or_else(|e| panic!("copying a tensor on {}: {e}", self.buffer.device()))
+        let device = self.buffer.device();
+        let buffer = GpuContext::get(device)
+            .and_then(|ctx| ctx.duplicate(&self.buffer))
+            .unwrap_or_else(|e| panic!("copying a tensor on {device}: {e}"));
+        GpuStorage {
+            buffer,
+            dtype: self.dtype,
+            len: self.len,
+        }
     }
 }
 

@@ -20,6 +20,8 @@ pub mod gradcheck;
 pub mod model;
 pub mod nn;
 pub mod ops;
+pub mod progress;
+pub mod report;
 pub mod rng;
 pub mod sparse;
 pub mod tensor;

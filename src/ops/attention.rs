@@ -40,21 +40,21 @@ pub struct AttentionSaved {
 
 /// Sizes of one attention call.
 #[derive(Clone, Copy)]
-struct Dims {
-    b: usize,
-    tq: usize,
-    tk: usize,
-    h: usize,
-    d: usize,
+pub(crate) struct Dims {
+    pub(crate) b: usize,
+    pub(crate) tq: usize,
+    pub(crate) tk: usize,
+    pub(crate) h: usize,
+    pub(crate) d: usize,
 }
 
 impl Dims {
-    fn hd(&self) -> usize {
+    pub(crate) fn hd(&self) -> usize {
         self.h * self.d
     }
 
     /// Head `h` of batch `b` in a `[B, T, H·D]` activation with `t` tokens.
-    fn head(&self, b: usize, h: usize, t: usize) -> MatView {
+    pub(crate) fn head(&self, b: usize, h: usize, t: usize) -> MatView {
         MatView {
             offset: b * t * self.hd() + h * self.d,
             rows: t,
@@ -75,12 +75,13 @@ impl Dims {
         }
     }
 
-    fn scale(&self) -> f64 {
+    pub(crate) fn scale(&self) -> f64 {
         1.0 / (self.d as f64).sqrt()
     }
 }
 
-fn check(
+/// Validates the operands of an attention op named `op` and returns their sizes.
+pub(crate) fn check(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -119,7 +120,7 @@ fn check(
 }
 
 /// Rearranges `[B, H, T, D]` (per-head results) into `[B, T, H·D]`.
-fn heads_to_tokens<T: Float>(src: &[T], dims: Dims, t: usize) -> Vec<T> {
+pub(crate) fn heads_to_tokens<T: Float>(src: &[T], dims: Dims, t: usize) -> Vec<T> {
     let mut out = vec![T::ZERO; src.len()];
     let (h, d, hd) = (dims.h, dims.d, dims.hd());
     out.par_chunks_mut((t * hd).max(1))

@@ -8,6 +8,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod block_sparse_attention;
 pub mod cpu;
 pub mod dropout;
 pub mod elementwise;

@@ -26,6 +26,8 @@ mod matrix;
 mod nm;
 mod stats;
 
+pub mod attention;
+
 pub use bitmask::Bitmask;
 pub use bsr::Bsr;
 pub use csr::Csr;

@@ -1,0 +1,318 @@
+//! Block-sparse multi-head attention on the CPU, forward and backward, flash-style.
+//!
+//! Same tensor conventions as [`crate::ops::attention`]: q `[B, Tq, H·D]`, k and v
+//! `[B, Tk, H·D]`, an optional additive key mask `[B, Tk]`. A
+//! [`BlockLayout`] over `Tq × Tk` names the (query block, key block) tiles that are
+//! computed; all other pairs are skipped and get probability 0, as do pairs an active
+//! tile's element mask forbids. The key mask is added to the logits exactly as in dense
+//! attention (so a dense layout reproduces `ops::attention`). A query row with no allowed
+//! key at all gets output 0 and zero gradients.
+//!
+//! Work split: one rayon task per (batch, head). Forward, per query block: an online
+//! softmax over its active key tiles (S = Q·Kᵀ tile by `gemm`, logits, rescale, O += P·V),
+//! never materialising more than one `block × block` tile; the per-row log-sum-exp is
+//! saved. Backward, per query block and active tile: recompute P from the log-sum-exp,
+//! then dV += Pᵀ·dO, dS = P ∘ (dO·Vᵀ − δ), dQ += dS·K, dK += dSᵀ·Q with δ = Σ dO·O per
+//! row. dK and dV are accumulated inside the (batch, head) task, so there are no races.
+
+mod tile;
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::attention::{check, heads_to_tokens, Dims};
+use super::cpu::vectorized;
+use super::gemm::{gemm, MatView};
+use crate::error::{Error, Result};
+use crate::sparse::attention::BlockLayout;
+use crate::tensor::{with_float, Float, Tensor};
+use tile::{logits, probabilities, score_gradients, OnlineSoftmax, TileMask};
+
+/// What [`block_sparse_attention`] keeps for [`block_sparse_attention_backward`].
+#[derive(Debug, Clone)]
+pub struct BlockSparseSaved {
+    /// Per-row log-sum-exp of the logits `[B, H, Tq]` (+∞ for rows without keys).
+    pub lse: Tensor,
+    /// The forward output `[B, Tq, H·D]`.
+    pub out: Tensor,
+    /// The key mask the forward pass used.
+    pub key_mask: Option<Tensor>,
+    /// The layout the forward pass used.
+    pub layout: BlockLayout,
+    /// Number of heads.
+    pub heads: usize,
+}
+
+/// The operands of one call as typed slices, shared by every (batch, head) task.
+struct Operands<'a, T> {
+    dims: Dims,
+    layout: &'a BlockLayout,
+    q: &'a [T],
+    k: &'a [T],
+    v: &'a [T],
+    key_mask: Option<&'a [T]>,
+    scale: T,
+}
+
+impl<'a, T: Float> Operands<'a, T> {
+    /// Head `h` of batch `b`, tokens `rows`, in a `[B, t, H·D]` activation.
+    fn head_rows(&self, b: usize, h: usize, t: usize, rows: &Range<usize>) -> MatView {
+        let view = self.dims.head(b, h, t);
+        MatView {
+            offset: view.offset + rows.start * view.rs,
+            rows: rows.len(),
+            ..view
+        }
+    }
+
+    /// How tile `(qb, entry)` of batch `b` turns products into logits.
+    fn tile_mask(&self, b: usize, entry: usize, keys: &Range<usize>) -> TileMask<'a, T> {
+        let tk = self.dims.tk;
+        TileMask {
+            scale: self.scale,
+            keys: self
+                .key_mask
+                .map(|m| &m[b * tk + keys.start..b * tk + keys.end]),
+            elements: self.layout.element_mask(entry),
+            block: self.layout.block(),
+        }
+    }
+
+    /// S = Q_rows · K_keysᵀ into `tile` (`rows × keys`, row-major), then logits.
+    #[inline(always)]
+    fn tile_logits(
+        &self,
+        tile: &mut [T],
+        (b, h): (usize, usize),
+        rows: &Range<usize>,
+        keys: &Range<usize>,
+        entry: usize,
+    ) {
+        let Dims { tq, tk, .. } = self.dims;
+        let (qv, kv) = (self.head_rows(b, h, tq, rows), self.head_rows(b, h, tk, keys));
+        let tv = MatView::row_major(rows.len(), keys.len());
+        gemm(tile, tv, self.q, qv, self.k, kv.t(), false, false);
+        logits(tile, keys.len(), self.tile_mask(b, entry, keys));
+    }
+}
+
+/// Validates the operands and the layout against each other.
+fn check_all(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    layout: &BlockLayout,
+    key_mask: Option<&Tensor>,
+    op: &str,
+) -> Result<Dims> {
+    let dims = check(q, k, v, heads, key_mask, op)?;
+    if (layout.tq(), layout.tk()) != (dims.tq, dims.tk) {
+        return Err(Error::shape(
+            op,
+            format!(
+                "layout covers {} x {} tokens but the inputs have {} queries and {} keys",
+                layout.tq(),
+                layout.tk(),
+                dims.tq,
+                dims.tk
+            ),
+        ));
+    }
+    if q.device().is_gpu() {
+        return Err(Error::invalid(format!(
+            "{op}: only the CPU implementation exists so far (inputs are on {:?})",
+            q.device()
+        )));
+    }
+    Ok(dims)
+}
+
+/// Block-sparse multi-head attention softmax(Q·Kᵀ/√D + mask)·V over the pairs `layout`
+/// allows.
+///
+/// `q` is `[B, Tq, H·D]`, `k` and `v` are `[B, Tk, H·D]`, `layout` covers `Tq × Tk`,
+/// `key_mask` is an additive `[B, Tk]` mask. Returns the context `[B, Tq, H·D]` and what
+/// the backward pass needs. f32 and f64, CPU only.
+pub fn block_sparse_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    layout: &BlockLayout,
+    key_mask: Option<&Tensor>,
+) -> Result<(Tensor, BlockSparseSaved)> {
+    const OP: &str = "block_sparse_attention";
+    let dims = check_all(q, k, v, heads, layout, key_mask, OP)?;
+    let Dims { b, tq, h, d, .. } = dims;
+    with_float!(q.dtype(), OP, T => {
+        let ops = Operands::<T> {
+            dims,
+            layout,
+            q: q.as_slice()?,
+            k: k.as_slice()?,
+            v: v.as_slice()?,
+            key_mask: key_mask.map(|m| m.as_slice()).transpose()?,
+            scale: T::of(dims.scale()),
+        };
+        // Poisoned: every element is written below, and a NaN exposes any that is not.
+        let mut ctx = vec![T::of(f64::NAN); b * h * tq * d];
+        let mut lse = vec![T::of(f64::NAN); b * h * tq];
+        ctx.par_chunks_mut((tq * d).max(1))
+            .zip(lse.par_chunks_mut(tq))
+            .enumerate()
+            .for_each(|(bh, (c, l))| {
+                vectorized(
+                    #[inline(always)]
+                    || forward_head(&ops, (bh / h, bh % h), c, l),
+                )
+            });
+        let out = Tensor::from_vec(heads_to_tokens(&ctx, dims, tq), q.shape().clone())?;
+        Ok((
+            out.clone(),
+            BlockSparseSaved {
+                lse: Tensor::from_vec(lse, [b, h, tq])?,
+                out,
+                key_mask: key_mask.cloned(),
+                layout: layout.clone(),
+                heads,
+            },
+        ))
+    })
+}
+
+/// The forward pass of one (batch, head): `ctx` `[Tq, D]` and `lse` `[Tq]`.
+#[inline(always)]
+fn forward_head<T: Float>(ops: &Operands<'_, T>, bh: (usize, usize), ctx: &mut [T], lse: &mut [T]) {
+    let (layout, d) = (ops.layout, ops.dims.d);
+    let grid = layout.grid();
+    let block = layout.block();
+    let mut tile = vec![T::ZERO; block * block];
+    let mut state = OnlineSoftmax::new(block);
+    let vview = |keys: &Range<usize>| ops.head_rows(bh.0, bh.1, ops.dims.tk, keys);
+    for qb in 0..grid.q_blocks() {
+        let rows = grid.q_range(qb);
+        let out = &mut ctx[rows.start * d..rows.end * d];
+        out.fill(T::ZERO);
+        state.reset(rows.len());
+        for (i, &kb) in layout.key_blocks(qb).iter().enumerate() {
+            let keys = grid.k_range(kb);
+            let t = &mut tile[..rows.len() * keys.len()];
+            ops.tile_logits(t, bh, &rows, &keys, layout.first_entry(qb) + i);
+            state.absorb(t, keys.len(), out, d);
+            let ov = MatView::row_major(rows.len(), d);
+            let pv = MatView::row_major(rows.len(), keys.len());
+            gemm(out, ov, t, pv, ops.v, vview(&keys), true, false);
+        }
+        state.finish(out, d, &mut lse[rows.clone()]);
+    }
+}
+
+/// Gradients of [`block_sparse_attention`]: returns `(dQ, dK, dV)` shaped like `q`, `k`,
+/// `v`. Rows without any allowed key contribute nothing.
+pub fn block_sparse_attention_backward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    saved: &BlockSparseSaved,
+    dout: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "block_sparse_attention_backward";
+    let (layout, key_mask) = (&saved.layout, saved.key_mask.as_ref());
+    let dims = check_all(q, k, v, saved.heads, layout, key_mask, OP)?;
+    let Dims { b, tq, tk, h, d } = dims;
+    dout.expect_shape(q.dims(), &format!("{OP} (dOut)"))?;
+    saved.out.expect_shape(q.dims(), &format!("{OP} (saved output)"))?;
+    saved.lse.expect_shape(&[b, h, tq], &format!("{OP} (saved log-sum-exp)"))?;
+    q.expect_same_dtype(dout, OP)?;
+    q.expect_same_dtype(&saved.out, OP)?;
+    q.expect_same_dtype(&saved.lse, OP)?;
+    with_float!(q.dtype(), OP, T => {
+        let ops = Operands::<T> {
+            dims,
+            layout,
+            q: q.as_slice()?,
+            k: k.as_slice()?,
+            v: v.as_slice()?,
+            key_mask: key_mask.map(|m| m.as_slice()).transpose()?,
+            scale: T::of(dims.scale()),
+        };
+        let grads = Gradients {
+            out: saved.out.as_slice()?,
+            dout: dout.as_slice()?,
+            lse: saved.lse.as_slice()?,
+        };
+        let mut dq = vec![T::ZERO; b * h * tq * d];
+        let mut dk = vec![T::ZERO; b * h * tk * d];
+        let mut dv = vec![T::ZERO; b * h * tk * d];
+        let (q_step, k_step) = ((tq * d).max(1), (tk * d).max(1));
+        dq.par_chunks_mut(q_step)
+            .zip(dk.par_chunks_mut(k_step))
+            .zip(dv.par_chunks_mut(k_step))
+            .enumerate()
+            .for_each(|(bh, ((dqc, dkc), dvc))| {
+                vectorized(
+                    #[inline(always)]
+                    || backward_head(&ops, &grads, (bh / h, bh % h), [dqc, dkc, dvc]),
+                )
+            });
+        Ok((
+            Tensor::from_vec(heads_to_tokens(&dq, dims, tq), q.shape().clone())?,
+            Tensor::from_vec(heads_to_tokens(&dk, dims, tk), k.shape().clone())?,
+            Tensor::from_vec(heads_to_tokens(&dv, dims, tk), v.shape().clone())?,
+        ))
+    })
+}
+
+/// The forward results and the output gradient the backward pass reads.
+struct Gradients<'a, T> {
+    out: &'a [T],
+    dout: &'a [T],
+    lse: &'a [T],
+}
+
+/// The backward pass of one (batch, head): accumulates into `[dQ [Tq, D], dK [Tk, D],
+/// dV [Tk, D]]` (zero on entry).
+#[inline(always)]
+fn backward_head<T: Float>(
+    ops: &Operands<'_, T>,
+    g: &Gradients<'_, T>,
+    (b, h): (usize, usize),
+    [dq, dk, dv]: [&mut [T]; 3],
+) {
+    let (layout, Dims { tq, tk, h: heads, d, .. }) = (ops.layout, ops.dims);
+    let (grid, block, hd) = (layout.grid(), layout.block(), ops.dims.hd());
+    let (mut p, mut ds) = (vec![T::ZERO; block * block], vec![T::ZERO; block * block]);
+    let mut delta = vec![T::ZERO; block];
+    // Tokens `r` of a per-head `[T, D]` gradient buffer.
+    let rows_of = |r: &Range<usize>| MatView::row_major(r.len(), d).at(r.start * d);
+    for qb in 0..grid.q_blocks() {
+        let rows = grid.q_range(qb);
+        let bq = rows.len();
+        for (dl, r) in delta.iter_mut().zip(rows.clone()) {
+            let at = (b * tq + r) * hd + h * d;
+            *dl = (0..d).map(|c| g.dout[at + c] * g.out[at + c]).sum();
+        }
+        let lse = &g.lse[(b * heads + h) * tq + rows.start..][..bq];
+        // q and dOut share the [B, Tq, H·D] layout, so one view addresses both.
+        let qv = ops.head_rows(b, h, tq, &rows);
+        for (i, &kb) in layout.key_blocks(qb).iter().enumerate() {
+            let keys = grid.k_range(kb);
+            let bk = keys.len();
+            let (pt, dst) = (&mut p[..bq * bk], &mut ds[..bq * bk]);
+            ops.tile_logits(pt, (b, h), &rows, &keys, layout.first_entry(qb) + i);
+            probabilities(pt, bk, lse);
+            let tv = MatView::row_major(bq, bk);
+            let kv = ops.head_rows(b, h, tk, &keys);
+            // dV_keys += Pᵀ · dO_rows
+            gemm(dv, rows_of(&keys), pt, tv.t(), g.dout, qv, true, false);
+            // dP = dO_rows · V_keysᵀ, then dS.
+            gemm(dst, tv, g.dout, qv, ops.v, kv.t(), false, false);
+            score_gradients(dst, pt, bk, &delta[..bq], ops.scale);
+            // dQ_rows += dS · K_keys;  dK_keys += dSᵀ · Q_rows
+            gemm(dq, rows_of(&rows), dst, tv, ops.k, kv, true, false);
+            gemm(dk, rows_of(&keys), dst, tv.t(), ops.q, qv, true, false);
+        }
+    }
+}

@@ -43,6 +43,24 @@ impl SimdLevel {
         SimdLevel::Scalar
     }
 
+    /// The narrower of two levels.
+    pub fn min(self, other: SimdLevel) -> SimdLevel {
+        if self.rank() <= other.rank() {
+            self
+        } else {
+            other
+        }
+    }
+
+    /// Orders the levels by width (scalar lowest).
+    fn rank(self) -> u8 {
+        match self {
+            SimdLevel::Scalar => 0,
+            SimdLevel::Avx2 => 1,
+            SimdLevel::Avx512 => 2,
+        }
+    }
+
     /// A short name for reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -61,9 +79,17 @@ impl SimdLevel {
 /// `#[target_feature]` function runs at the baseline instruction set.
 #[inline(always)]
 pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    vectorized_at(SimdLevel::detect(), f)
+}
+
+/// Runs `f` compiled for `level` (same inlining rules as [`vectorized`]). The caller
+/// guarantees the CPU supports `level` (`level` no wider than [`SimdLevel::detect`]);
+/// a level the CPU lacks runs `f` at the baseline instead.
+#[inline(always)]
+pub fn vectorized_at<R>(level: SimdLevel, f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        match SimdLevel::detect() {
+        match level.min(SimdLevel::detect()) {
             // SAFETY: the CPU supports the features these functions are compiled for.
             SimdLevel::Avx512 => return unsafe { run_avx512(f) },
             SimdLevel::Avx2 => return unsafe { run_avx2(f) },

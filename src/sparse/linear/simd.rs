@@ -1,0 +1,200 @@
+//! The vector operations the sparse kernels are written in, one implementation per SIMD
+//! level: [`Zmm`] (AVX-512, 16 lanes), [`Ymm`] (AVX2 + FMA, 8 lanes) and [`Portable`]
+//! (8 lanes of plain Rust, for the scalar level and non-x86 targets).
+//!
+//! Kernels are generic over [`Lanes`] and `#[inline(always)]`; [`Lanes::run`] executes
+//! one inside a function compiled for the matching instruction set, so the intrinsics
+//! inline into it.
+
+use crate::ops::cpu::{vectorized_at, SimdLevel};
+
+/// One SIMD register type and its operations. Every method is unsafe only because the
+/// x86 implementations need their instruction set: callers run kernels through
+/// [`Lanes::run`], which guarantees it; pointer arguments must be valid for `LANES`
+/// floats.
+pub(super) trait Lanes: Copy {
+    /// The register.
+    type V: Copy;
+    /// f32 lanes per register.
+    const LANES: usize;
+    /// The instruction set the operations need.
+    const LEVEL: SimdLevel;
+    /// All lanes zero.
+    unsafe fn zero() -> Self::V;
+    /// All lanes `x`.
+    unsafe fn splat(x: f32) -> Self::V;
+    /// `LANES` floats from `p` (unaligned).
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// Writes the lanes to `p` (unaligned).
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// `a * b + acc`, fused where the level has FMA.
+    unsafe fn fma(a: Self::V, b: Self::V, acc: Self::V) -> Self::V;
+    /// Lane-wise sum.
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// Sum of all lanes.
+    unsafe fn sum(v: Self::V) -> f32;
+
+    /// Runs `f` compiled for [`Self::LEVEL`] (pass an `#[inline(always)]` closure).
+    #[inline(always)]
+    fn run<R>(f: impl FnOnce() -> R) -> R {
+        vectorized_at(Self::LEVEL, f)
+    }
+}
+
+/// AVX-512 registers (16 lanes).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Zmm;
+
+/// AVX2 + FMA registers (8 lanes).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Ymm;
+
+/// Plain arrays of 8 lanes with unfused multiply-add: the scalar level.
+#[derive(Clone, Copy)]
+pub(super) struct Portable;
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Lanes, SimdLevel, Ymm, Zmm};
+    use std::arch::x86_64::*;
+
+    impl Lanes for Zmm {
+        type V = __m512;
+        const LANES: usize = 16;
+        const LEVEL: SimdLevel = SimdLevel::Avx512;
+        #[inline(always)]
+        unsafe fn zero() -> __m512 {
+            _mm512_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m512 {
+            _mm512_set1_ps(x)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            _mm512_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m512) {
+            _mm512_storeu_ps(p, v)
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m512, b: __m512, acc: __m512) -> __m512 {
+            _mm512_fmadd_ps(a, b, acc)
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m512, b: __m512) -> __m512 {
+            _mm512_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn sum(v: __m512) -> f32 {
+            _mm512_reduce_add_ps(v)
+        }
+    }
+
+    impl Lanes for Ymm {
+        type V = __m256;
+        const LANES: usize = 8;
+        const LEVEL: SimdLevel = SimdLevel::Avx2;
+        #[inline(always)]
+        unsafe fn zero() -> __m256 {
+            _mm256_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m256 {
+            _mm256_set1_ps(x)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m256 {
+            _mm256_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m256) {
+            _mm256_storeu_ps(p, v)
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m256, b: __m256, acc: __m256) -> __m256 {
+            _mm256_fmadd_ps(a, b, acc)
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m256, b: __m256) -> __m256 {
+            _mm256_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn sum(v: __m256) -> f32 {
+            let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+            _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)))
+        }
+    }
+}
+
+impl Lanes for Portable {
+    type V = [f32; 8];
+    const LANES: usize = 8;
+    const LEVEL: SimdLevel = SimdLevel::Scalar;
+    #[inline(always)]
+    unsafe fn zero() -> [f32; 8] {
+        [0.0; 8]
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> [f32; 8] {
+        [x; 8]
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> [f32; 8] {
+        p.cast::<[f32; 8]>().read_unaligned()
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: [f32; 8]) {
+        p.cast::<[f32; 8]>().write_unaligned(v)
+    }
+    #[inline(always)]
+    unsafe fn fma(a: [f32; 8], b: [f32; 8], acc: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i] * b[i] + acc[i])
+    }
+    #[inline(always)]
+    unsafe fn add(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i] + b[i])
+    }
+    #[inline(always)]
+    unsafe fn sum(v: [f32; 8]) -> f32 {
+        v.iter().sum()
+    }
+}
+
+/// An output buffer that parallel tasks write disjoint parts of through raw pointers
+/// (parts that are not contiguous sub-slices, e.g. a column block of a row-major matrix).
+#[derive(Clone, Copy)]
+pub(super) struct SharedOut {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: tasks only write disjoint elements (each driver documents its partition), and
+// the buffer outlives the parallel loop that uses it.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Wraps a buffer for the duration of one parallel loop.
+    pub(super) fn new(out: &mut [f32]) -> SharedOut {
+        SharedOut {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+        }
+    }
+
+    /// Pointer to element `i`.
+    ///
+    /// # Safety
+    /// `i` (and every element written through the pointer) is below the length, and no
+    /// other task writes the same elements.
+    #[inline(always)]
+    pub(super) unsafe fn at(self, i: usize) -> *mut f32 {
+        debug_assert!(i <= self.len);
+        self.ptr.add(i)
+    }
+}

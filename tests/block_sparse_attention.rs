@@ -418,20 +418,24 @@ fn dense_layout_equals_dense_attention() {
 
 #[test]
 fn f32_agrees_with_f64() {
-    let (b, t, h, d) = (2, 100, 4, 16);
-    let (q, k, v) = (randn(&[b, t, h * d], 8), randn(&[b, t, h * d], 9), randn(&[b, t, h * d], 10));
-    let mask = padding_mask(t, &[0, 17]);
-    let l = layout(Kind::Modality(37), grid(32, t, t)).union(&BlockLayout::random(grid(32, t, t), 1, 3)).unwrap();
-    let (want, saved64) = block_sparse_attention(&q, &k, &v, h, &l, Some(&mask)).unwrap();
-    let dout = randn(want.dims(), 11);
-    let want_g = block_sparse_attention_backward(&q, &k, &v, &saved64, &dout).unwrap();
-    let f = |x: &Tensor| x.to_dtype(DType::F32);
-    let (got, saved) = block_sparse_attention(&f(&q), &f(&k), &f(&v), h, &l, Some(&f(&mask))).unwrap();
-    let got_g = block_sparse_attention_backward(&f(&q), &f(&k), &f(&v), &saved, &f(&dout)).unwrap();
-    let pairs = [(got, want), (got_g.0, want_g.0), (got_g.1, want_g.1), (got_g.2, want_g.2)];
-    for (i, (g, w)) in pairs.iter().enumerate() {
-        let e = rel_err(&g.to_vec_f64(), &w.to_vec_f64());
-        assert!(e < 1e-5, "tensor {i}: relative error {e}");
+    // Head dims and block sizes that exercise full and ragged register tiles of the f32
+    // kernels (16, 40 and 64 columns; rows not a multiple of the row group).
+    for (b, t, h, d, block, text) in [(2, 100, 4, 16, 32, 37), (1, 150, 2, 40, 64, 70), (2, 77, 3, 64, 16, 20)] {
+        let (q, k, v) = (randn(&[b, t, h * d], 8), randn(&[b, t, h * d], 9), randn(&[b, t, h * d], 10));
+        let mask = padding_mask(t, &[0, 17][..b]);
+        let g = grid(block, t, t);
+        let l = layout(Kind::Modality(text), g).union(&BlockLayout::random(g, 1, 3)).unwrap();
+        let (want, saved64) = block_sparse_attention(&q, &k, &v, h, &l, Some(&mask)).unwrap();
+        let dout = randn(want.dims(), 11);
+        let want_g = block_sparse_attention_backward(&q, &k, &v, &saved64, &dout).unwrap();
+        let f = |x: &Tensor| x.to_dtype(DType::F32);
+        let (got, saved) = block_sparse_attention(&f(&q), &f(&k), &f(&v), h, &l, Some(&f(&mask))).unwrap();
+        let got_g = block_sparse_attention_backward(&f(&q), &f(&k), &f(&v), &saved, &f(&dout)).unwrap();
+        let pairs = [(got, want), (got_g.0, want_g.0), (got_g.1, want_g.1), (got_g.2, want_g.2)];
+        for (i, (g, w)) in pairs.iter().enumerate() {
+            let e = rel_err(&g.to_vec_f64(), &w.to_vec_f64());
+            assert!(e < 1e-5, "t={t} d={d} block={block} tensor {i}: relative error {e}");
+        }
     }
 }
 

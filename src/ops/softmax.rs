@@ -22,7 +22,7 @@ const LANES: usize = 16;
 
 /// The largest entry of `row` (−∞ for an empty row).
 #[inline(always)]
-fn row_max<T: Float>(row: &[T]) -> T {
+pub(crate) fn row_max<T: Float>(row: &[T]) -> T {
     let neg_inf = T::of(f64::NEG_INFINITY);
     let mut acc = [neg_inf; LANES];
     let chunks = row.chunks_exact(LANES);

@@ -15,7 +15,10 @@
 //! then dV += Pᵀ·dO, dS = P ∘ (dO·Vᵀ − δ), dQ += dS·K, dK += dSᵀ·Q with δ = Σ dO·O per
 //! row. dK and dV are accumulated inside the (batch, head) task, so there are no races.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod tile;
+mod tile_matmul;
 
 use std::ops::Range;
 
@@ -23,11 +26,13 @@ use rayon::prelude::*;
 
 use super::attention::{check, heads_to_tokens, Dims};
 use super::cpu::vectorized;
-use super::gemm::{gemm, MatView};
+use super::elementwise::sum_zip;
+use super::gemm::MatView;
 use crate::error::{Error, Result};
 use crate::sparse::attention::BlockLayout;
 use crate::tensor::{with_float, Float, Tensor};
 use tile::{logits, probabilities, score_gradients, OnlineSoftmax, TileMask};
+use tile_matmul::{tile_matmul, Operand};
 
 /// What [`block_sparse_attention`] keeps for [`block_sparse_attention_backward`].
 #[derive(Debug, Clone)]
@@ -79,20 +84,46 @@ impl<'a, T: Float> Operands<'a, T> {
         }
     }
 
-    /// S = Q_rows · K_keysᵀ into `tile` (`rows × keys`, row-major), then logits.
+    /// Rows `rows` of head `h` of batch `b` in a `[B, t, H·D]` activation `x`, as a tile
+    /// operand.
+    fn rows_operand(&self, x: &'a [T], (b, h): (usize, usize), t: usize, rows: &Range<usize>) -> Operand<'a, T> {
+        let view = self.head_rows(b, h, t, rows);
+        Operand {
+            data: &x[view.offset..],
+            ld: view.rs,
+        }
+    }
+
+    /// Head `h` of batch `b` of a `[B, Tk, H·D]` activation, transposed to `[D, Tk]`.
+    fn transposed_head(&self, x: &[T], (b, h): (usize, usize)) -> Vec<T> {
+        let Dims { tk, d, .. } = self.dims;
+        let hd = self.dims.hd();
+        let mut t = vec![T::ZERO; d * tk];
+        for j in 0..tk {
+            let row = &x[(b * tk + j) * hd + h * d..][..d];
+            for (c, &val) in row.iter().enumerate() {
+                t[c * tk + j] = val;
+            }
+        }
+        t
+    }
+
+    /// S = Q_rows · K_keysᵀ into `tile` (`rows × keys`, row-major), then logits; `kt` is
+    /// the head's keys transposed (`[D, Tk]`).
     #[inline(always)]
     fn tile_logits(
         &self,
         tile: &mut [T],
+        kt: &[T],
         (b, h): (usize, usize),
         rows: &Range<usize>,
         keys: &Range<usize>,
         entry: usize,
     ) {
-        let Dims { tq, tk, .. } = self.dims;
-        let (qv, kv) = (self.head_rows(b, h, tq, rows), self.head_rows(b, h, tk, keys));
-        let tv = MatView::row_major(rows.len(), keys.len());
-        gemm(tile, tv, self.q, qv, self.k, kv.t(), false, false);
+        let Dims { tq, tk, d, .. } = self.dims;
+        let qo = self.rows_operand(self.q, (b, h), tq, rows);
+        let ko = Operand { data: &kt[keys.start..], ld: tk };
+        tile_matmul(tile, keys.len(), qo, ko, (rows.len(), d, keys.len()), false);
         logits(tile, keys.len(), self.tile_mask(b, entry, keys));
     }
 }
@@ -190,7 +221,7 @@ fn forward_head<T: Float>(ops: &Operands<'_, T>, bh: (usize, usize), ctx: &mut [
     let block = layout.block();
     let mut tile = vec![T::ZERO; block * block];
     let mut state = OnlineSoftmax::new(block);
-    let vview = |keys: &Range<usize>| ops.head_rows(bh.0, bh.1, ops.dims.tk, keys);
+    let kt = ops.transposed_head(ops.k, bh);
     for qb in 0..grid.q_blocks() {
         let rows = grid.q_range(qb);
         let out = &mut ctx[rows.start * d..rows.end * d];
@@ -199,11 +230,11 @@ fn forward_head<T: Float>(ops: &Operands<'_, T>, bh: (usize, usize), ctx: &mut [
         for (i, &kb) in layout.key_blocks(qb).iter().enumerate() {
             let keys = grid.k_range(kb);
             let t = &mut tile[..rows.len() * keys.len()];
-            ops.tile_logits(t, bh, &rows, &keys, layout.first_entry(qb) + i);
+            ops.tile_logits(t, &kt, bh, &rows, &keys, layout.first_entry(qb) + i);
             state.absorb(t, keys.len(), out, d);
-            let ov = MatView::row_major(rows.len(), d);
-            let pv = MatView::row_major(rows.len(), keys.len());
-            gemm(out, ov, t, pv, ops.v, vview(&keys), true, false);
+            let po = Operand { data: &*t, ld: keys.len() };
+            let vo = ops.rows_operand(ops.v, bh, ops.dims.tk, &keys);
+            tile_matmul(out, d, po, vo, (rows.len(), keys.len(), d), true);
         }
         state.finish(out, d, &mut lse[rows.clone()]);
     }
@@ -283,36 +314,51 @@ fn backward_head<T: Float>(
 ) {
     let (layout, Dims { tq, tk, h: heads, d, .. }) = (ops.layout, ops.dims);
     let (grid, block, hd) = (layout.grid(), layout.block(), ops.dims.hd());
-    let (mut p, mut ds) = (vec![T::ZERO; block * block], vec![T::ZERO; block * block]);
+    let tile = || vec![T::ZERO; block * block];
+    let (mut p, mut pt, mut ds, mut dst) = (tile(), tile(), tile(), tile());
     let mut delta = vec![T::ZERO; block];
-    // Tokens `r` of a per-head `[T, D]` gradient buffer.
-    let rows_of = |r: &Range<usize>| MatView::row_major(r.len(), d).at(r.start * d);
+    let (kt, vt) = (ops.transposed_head(ops.k, (b, h)), ops.transposed_head(ops.v, (b, h)));
     for qb in 0..grid.q_blocks() {
         let rows = grid.q_range(qb);
         let bq = rows.len();
         for (dl, r) in delta.iter_mut().zip(rows.clone()) {
             let at = (b * tq + r) * hd + h * d;
-            *dl = (0..d).map(|c| g.dout[at + c] * g.out[at + c]).sum();
+            *dl = sum_zip(&g.dout[at..at + d], &g.out[at..at + d], |x, y| x * y);
         }
         let lse = &g.lse[(b * heads + h) * tq + rows.start..][..bq];
-        // q and dOut share the [B, Tq, H·D] layout, so one view addresses both.
-        let qv = ops.head_rows(b, h, tq, &rows);
+        let qo = ops.rows_operand(ops.q, (b, h), tq, &rows);
+        let doo = ops.rows_operand(g.dout, (b, h), tq, &rows);
         for (i, &kb) in layout.key_blocks(qb).iter().enumerate() {
             let keys = grid.k_range(kb);
             let bk = keys.len();
-            let (pt, dst) = (&mut p[..bq * bk], &mut ds[..bq * bk]);
-            ops.tile_logits(pt, (b, h), &rows, &keys, layout.first_entry(qb) + i);
-            probabilities(pt, bk, lse);
-            let tv = MatView::row_major(bq, bk);
-            let kv = ops.head_rows(b, h, tk, &keys);
+            let (p, pt, ds, dst) = (&mut p[..bq * bk], &mut pt[..bq * bk], &mut ds[..bq * bk], &mut dst[..bq * bk]);
+            ops.tile_logits(p, &kt, (b, h), &rows, &keys, layout.first_entry(qb) + i);
+            probabilities(p, bk, lse);
+            let (dq_rows, dk_keys) = (&mut dq[rows.start * d..], &mut dk[keys.start * d..]);
+            let dv_keys = &mut dv[keys.start * d..];
             // dV_keys += Pᵀ · dO_rows
-            gemm(dv, rows_of(&keys), pt, tv.t(), g.dout, qv, true, false);
-            // dP = dO_rows · V_keysᵀ, then dS.
-            gemm(dst, tv, g.dout, qv, ops.v, kv.t(), false, false);
-            score_gradients(dst, pt, bk, &delta[..bq], ops.scale);
+            transpose(p, bk, pt);
+            tile_matmul(dv_keys, d, Operand { data: pt, ld: bq }, doo, (bk, bq, d), true);
+            // dP = dO_rows · V_keysᵀ, then dS = P ∘ (dP − δ) / √D.
+            let vto = Operand { data: &vt[keys.start..], ld: tk };
+            tile_matmul(ds, bk, doo, vto, (bq, d, bk), false);
+            score_gradients(ds, p, bk, &delta[..bq], ops.scale);
             // dQ_rows += dS · K_keys;  dK_keys += dSᵀ · Q_rows
-            gemm(dq, rows_of(&rows), dst, tv, ops.k, kv, true, false);
-            gemm(dk, rows_of(&keys), dst, tv.t(), ops.q, qv, true, false);
+            let ko = ops.rows_operand(ops.k, (b, h), tk, &keys);
+            tile_matmul(dq_rows, d, Operand { data: ds, ld: bk }, ko, (bq, bk, d), true);
+            transpose(ds, bk, dst);
+            tile_matmul(dk_keys, d, Operand { data: dst, ld: bq }, qo, (bk, bq, d), true);
+        }
+    }
+}
+
+/// `dst` = the transpose of `src` (rows of `cols` elements; `dst` the same length).
+#[inline(always)]
+fn transpose<T: Float>(src: &[T], cols: usize, dst: &mut [T]) {
+    let rows = src.len() / cols;
+    for (r, row) in src.chunks_exact(cols).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            dst[c * rows + r] = x;
         }
     }
 }

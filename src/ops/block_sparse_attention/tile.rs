@@ -6,6 +6,8 @@
 //! contiguous. Every function is `#[inline(always)]` so it is compiled at the SIMD level
 //! of the `vectorized` caller.
 
+use crate::ops::elementwise::sum_map;
+use crate::ops::softmax::row_max;
 use crate::tensor::Float;
 
 /// Below this exponent, e^x counts as exactly 0 (the fast f32 exp would return a tiny
@@ -96,18 +98,16 @@ impl<T: Float> OnlineSoftmax<T> {
     pub fn absorb(&mut self, tile: &mut [T], cols: usize, out: &mut [T], d: usize) {
         let neg_inf = T::of(f64::NEG_INFINITY);
         for (r, row) in tile.chunks_exact_mut(cols).enumerate() {
-            let tile_max = row.iter().fold(neg_inf, |m, &x| m.max(x));
-            let new_max = self.max[r].max(tile_max);
+            let new_max = self.max[r].max(row_max(row));
             if new_max == neg_inf {
                 // No allowed key in this row so far: nothing to add.
                 row.fill(T::ZERO);
                 continue;
             }
-            let mut sum = T::ZERO;
             for x in row.iter_mut() {
                 *x = exp_or_zero(*x - new_max);
-                sum += *x;
             }
+            let sum = sum_map(row, |x| x);
             if new_max > self.max[r] {
                 let alpha = exp_or_zero(self.max[r] - new_max);
                 self.sum[r] *= alpha;

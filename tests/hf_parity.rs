@@ -327,21 +327,13 @@ fn a_directory_without_safetensors_weights_is_explained() {
 #[test]
 fn flops_reads_a_checkpoint_config() {
     let dir = fixture("lxmert");
-    let args = [
-        "flops",
-        "--checkpoint",
-        dir.to_str().unwrap(),
-        "--text-len",
-        "9",
-    ];
-    let output = sparsevlp(&[&args[..], &["--json"]].concat());
+    let output = sparsevlp(&["flops", "--checkpoint", dir.to_str().unwrap(), "--json"]);
     assert!(output.status.success(), "{output:?}");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let checkpoint = HfCheckpoint::load(&dir).unwrap();
-    let input = FlopInput {
-        text_len: 9,
-        ..FlopInput::default_for(&checkpoint.config)
-    };
+    // 16 text positions: the default 20 tokens are cut to 16.
+    let input = FlopInput::default_for(&checkpoint.config);
+    assert_eq!(input.text_len, 16);
     let expected = count("x", &checkpoint.config, &input, &Sparsity::default()).unwrap();
     assert_eq!(
         report["total"]["params"].as_u64(),

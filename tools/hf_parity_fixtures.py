@@ -42,18 +42,19 @@ SEED = 20261122
 
 
 def randomise(model: torch.nn.Module, generator: torch.Generator) -> None:
-    """Redraws every parameter: matrices and tables N(0, 0.15), norms' scales 1 + N(0, 0.1),
-    biases N(0, 0.1), so that the output depends on every weight."""
+    """Redraws every parameter so that the output depends on every weight: LayerNorm
+    scales 1 + N(0, 0.1), other vectors (biases, LayerNorm shifts) N(0, 0.1), matrices,
+    convolution kernels and tables N(0, 0.15)."""
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=generator)
-            if p.dim() == 1 and ("LayerNorm" in name or "layer_norm" in name or "layernorm" in name
-                                 or name.startswith("classifier.1") or name.startswith("answer_head.logit_fc.2")):
-                p.copy_((1.0 + 0.1 * noise) if name.endswith("weight") else 0.1 * noise)
-            elif p.dim() == 1:
-                p.copy_(0.1 * noise)
-            else:
-                p.copy_(0.15 * noise)
+        for module in model.modules():
+            for name, p in module.named_parameters(recurse=False):
+                noise = torch.randn(p.shape, generator=generator)
+                if isinstance(module, torch.nn.LayerNorm) and name == "weight":
+                    p.copy_(1.0 + 0.1 * noise)
+                elif p.dim() == 1:
+                    p.copy_(0.1 * noise)
+                else:
+                    p.copy_(0.15 * noise)
 
 
 def text_inputs(generator, batch, length, vocab, lengths):

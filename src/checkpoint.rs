@@ -5,9 +5,11 @@
 //! never leaves a half-written checkpoint behind nor damages an existing one. Loads never
 //! panic on a corrupt file; every error names the file (and the tensor where there is one),
 //! and [`load_module`] reports all problems at once and only assigns when there are none.
+//! Files carry the metadata `format: pt` that Hugging Face `transformers` requires of a
+//! safetensors checkpoint.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 
@@ -50,7 +52,8 @@ pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)], dtype: DType) -> 
             },
         ));
     }
-    let bytes = safetensors::serialize(views, None)
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let bytes = safetensors::serialize(views, Some(metadata))
         .map_err(|e| checkpoint_error(path, format!("cannot serialise: {e}")))?;
     write_atomically(path, &bytes)
 }
@@ -58,9 +61,21 @@ pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)], dtype: DType) -> 
 /// Reads every tensor of a safetensors file, keeping its on-disk float dtype, sorted by
 /// name. Non-float tensors and corrupt or truncated files are errors naming the file.
 pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    collect_tensors(path, read_file(path, decode)?)
+}
+
+/// Reads every tensor of a safetensors file of model inputs, sorted by name: float
+/// tensors keep their dtype, integer and boolean ones (token ids, masks) become f64
+/// (exact below 2⁵³). Corrupt files and other dtypes are errors naming the file.
+pub fn load_input_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    collect_tensors(path, read_file(path, decode_numbers)?)
+}
+
+/// The decoded tensors, or one error naming the file and every tensor that failed.
+fn collect_tensors(path: &Path, decoded: Decoded) -> Result<Vec<(String, Tensor)>> {
     let mut tensors = Vec::new();
     let mut problems = Vec::new();
-    for (name, decoded) in read_file(path)? {
+    for (name, decoded) in decoded {
         match decoded {
             Ok(t) => tensors.push((name, t)),
             Err(msg) => problems.push(msg),
@@ -86,8 +101,21 @@ pub fn save_module(path: &Path, module: &dyn Module, dtype: DType) -> Result<()>
 /// All problems (missing, unexpected, wrongly shaped or non-float tensors) are collected
 /// into one error; on any error the parameters are left unchanged.
 pub fn load_module(path: &Path, module: &mut dyn Module) -> Result<()> {
+    load_module_skipping(path, module, &|_| false)
+}
+
+/// [`load_module`], ignoring the tensors of the file whose names `skip` accepts (such as
+/// buffers another framework stores beside the parameters).
+pub fn load_module_skipping(
+    path: &Path,
+    module: &mut dyn Module,
+    skip: &dyn Fn(&str) -> bool,
+) -> Result<()> {
     let mut on_disk: BTreeMap<String, std::result::Result<Tensor, String>> =
-        read_file(path)?.into_iter().collect();
+        read_file(path, decode)?
+            .into_iter()
+            .filter(|(name, _)| !skip(name))
+            .collect();
     let mut problems = Vec::new();
     let mut values = Vec::new();
     let mut seen = HashSet::new();
@@ -182,8 +210,8 @@ fn little_endian_bytes(storage: Cow<'_, CpuStorage>) -> Cow<'_, [u8]> {
 /// The tensors of a file by name: decoded, or a message naming a non-float tensor.
 type Decoded = Vec<(String, std::result::Result<Tensor, String>)>;
 
-/// Reads and decodes a whole file, sorted by name.
-fn read_file(path: &Path) -> Result<Decoded> {
+/// Reads a whole file, decoding each tensor with `decode`, sorted by name.
+fn read_file(path: &Path, decode: fn(Dtype, &[u8]) -> Option<CpuStorage>) -> Result<Decoded> {
     let bytes = fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -269,6 +297,28 @@ fn decode(dtype: Dtype, data: &[u8]) -> Option<CpuStorage> {
     })
 }
 
+/// Decodes float dtypes as [`decode`] does, and integer and boolean dtypes into f64.
+fn decode_numbers(dtype: Dtype, data: &[u8]) -> Option<CpuStorage> {
+    fn wide<const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> f64) -> CpuStorage {
+        CpuStorage::F64(
+            data.chunks_exact(N)
+                .map(|c| f(c.try_into().expect("chunks of N bytes")))
+                .collect(),
+        )
+    }
+    Some(match dtype {
+        Dtype::I64 => wide(data, |b| i64::from_le_bytes(b) as f64),
+        Dtype::I32 => wide(data, |b| f64::from(i32::from_le_bytes(b))),
+        Dtype::I16 => wide(data, |b| f64::from(i16::from_le_bytes(b))),
+        Dtype::I8 => wide(data, |b: [u8; 1]| f64::from(b[0] as i8)),
+        Dtype::U64 => wide(data, |b| u64::from_le_bytes(b) as f64),
+        Dtype::U32 => wide(data, |b| f64::from(u32::from_le_bytes(b))),
+        Dtype::U16 => wide(data, |b| f64::from(u16::from_le_bytes(b))),
+        Dtype::U8 | Dtype::BOOL => wide(data, |b: [u8; 1]| f64::from(b[0])),
+        _ => return decode(dtype, data),
+    })
+}
+
 /// A checkpoint error naming `path`.
 fn checkpoint_error(path: &Path, msg: impl Into<String>) -> Error {
     Error::Checkpoint {
@@ -287,5 +337,23 @@ mod tests {
         assert!(decode(Dtype::BOOL, &[1]).is_none());
         let s = decode(Dtype::F32, &1.5f32.to_le_bytes()).unwrap();
         assert_eq!(s, CpuStorage::F32(vec![1.5]));
+    }
+
+    #[test]
+    fn decode_numbers_widens_integers_and_booleans() {
+        let ids: Vec<u8> = [-3i64, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(
+            decode_numbers(Dtype::I64, &ids).unwrap(),
+            CpuStorage::F64(vec![-3.0, 7.0])
+        );
+        assert_eq!(
+            decode_numbers(Dtype::BOOL, &[1, 0]).unwrap(),
+            CpuStorage::F64(vec![1.0, 0.0])
+        );
+        assert_eq!(
+            decode_numbers(Dtype::F32, &2.5f32.to_le_bytes()).unwrap(),
+            CpuStorage::F32(vec![2.5])
+        );
+        assert!(decode_numbers(Dtype::C64, &[0; 8]).is_none());
     }
 }

@@ -8,10 +8,11 @@ use clap::Args;
 use crate::error::{Error, Result};
 use crate::flops::{count, FlopInput, Sparsity, VisualInput};
 use crate::model::config::{ModelConfig, PRESETS};
+use crate::model::hf_checkpoint::HfCheckpoint;
 
 /// Options of `sparsevlp flops`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("source").args(["model", "config"])))]
+#[command(group(clap::ArgGroup::new("source").args(["model", "config", "checkpoint"])))]
 pub struct FlopsArgs {
     /// A model preset (tiny-dual, tiny-single, lxmert-base, vilt-b32).
     #[arg(long, value_name = "NAME")]
@@ -19,6 +20,10 @@ pub struct FlopsArgs {
     /// A model config: a sparsevlp JSON config or a Hugging Face config.json.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// A Hugging Face checkpoint directory (its config.json is read). The count is
+    /// dense: the sparsity of stored weights is not read yet (use --sparsity).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
     /// Examples per batch.
     #[arg(long, default_value_t = 1, value_name = "B")]
     pub batch: usize,
@@ -77,12 +82,13 @@ fn parse_image_size(text: &str) -> Result<VisualInput> {
 
 /// Runs `sparsevlp flops`.
 pub fn run(args: &FlopsArgs) -> Result<()> {
-    let (name, config) = match (&args.model, &args.config) {
-        (Some(m), _) => (m.clone(), ModelConfig::preset(m)?),
-        (None, Some(p)) => (p.display().to_string(), load_config(p)?),
-        (None, None) => {
+    let (name, config) = match (&args.model, &args.config, &args.checkpoint) {
+        (Some(m), _, _) => (m.clone(), ModelConfig::preset(m)?),
+        (None, Some(p), _) => (p.display().to_string(), load_config(p)?),
+        (None, None, Some(dir)) => (dir.display().to_string(), HfCheckpoint::read_config(dir)?),
+        (None, None, None) => {
             return Err(Error::invalid(format!(
-                "flops: give --model ({}) or --config FILE",
+                "flops: give --model ({}), --config FILE or --checkpoint DIR",
                 PRESETS.join(", ")
             )))
         }

@@ -2,6 +2,7 @@
 
 mod data;
 mod flops;
+mod forward;
 mod info;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,12 @@ pub enum Command {
     /// size, per module with its modality, with totals per modality and overall; JSON
     /// with --json or --out.
     Flops(flops::FlopsArgs),
+    /// Run a Hugging Face LXMERT or ViLT checkpoint on input tensors.
+    ///
+    /// Reads a checkpoint directory (config.json + model.safetensors, as transformers'
+    /// save_pretrained writes them) and a safetensors file of inputs named as the
+    /// transformers model takes them; writes the answer logits under `logits`.
+    Forward(forward::ForwardArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -56,5 +63,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(args) => info::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Flops(args) => flops::run(&args),
+        Command::Forward(args) => forward::run(&args),
     }
 }

@@ -116,17 +116,19 @@ pub struct FlopInput {
 
 impl FlopInput {
     /// Batch 1 with 20 tokens and the config's regions (dual-stream) or 40 tokens and a
-    /// square image of the config's size (single-stream).
+    /// square image of the config's size (single-stream); fewer tokens where the config
+    /// has fewer text positions.
     pub fn default_for(config: &ModelConfig) -> Self {
+        let tokens = |n: usize| n.min(config.max_position_embeddings);
         match &config.arch {
             Arch::DualStream(d) => FlopInput {
                 batch: 1,
-                text_len: 20,
+                text_len: tokens(20),
                 visual: VisualInput::Regions(d.regions),
             },
             Arch::SingleStream(s) => FlopInput {
                 batch: 1,
-                text_len: 40,
+                text_len: tokens(40),
                 visual: VisualInput::Image {
                     height: s.image_size,
                     width: s.image_size,

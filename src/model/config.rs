@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::atomic_file::write_atomically;
 use crate::error::{Error, Result};
@@ -328,6 +328,63 @@ impl ModelConfig {
         };
         config.validate().map_err(|e| file_error(path, e))?;
         Ok(config)
+    }
+}
+
+impl ModelConfig {
+    /// The config as a Hugging Face `config.json` (an `LxmertConfig` or a `ViltConfig`
+    /// of the question-answering model, answers named `LABEL_i`), which
+    /// [`ModelConfig::from_hf_config`] reads back; HF has no field for the dual-stream
+    /// `regions`, which reads back as 36.
+    pub fn to_hf_config(&self) -> Value {
+        let mut obj = json!({
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden,
+            "num_attention_heads": self.heads,
+            "intermediate_size": self.ffn,
+            "hidden_act": self.activation,
+            "hidden_dropout_prob": self.hidden_dropout,
+            "attention_probs_dropout_prob": self.attention_dropout,
+            "max_position_embeddings": self.max_position_embeddings,
+            "type_vocab_size": self.type_vocab_size,
+            "layer_norm_eps": self.layer_norm_eps,
+        });
+        let arch = match &self.arch {
+            Arch::DualStream(d) => json!({
+                "model_type": "lxmert",
+                "architectures": ["LxmertForQuestionAnswering"],
+                "l_layers": d.l_layers,
+                "r_layers": d.r_layers,
+                "x_layers": d.x_layers,
+                "visual_feat_dim": d.visual_feat_dim,
+                "visual_pos_dim": d.visual_pos_dim,
+                "num_qa_labels": self.answers,
+            }),
+            Arch::SingleStream(s) => {
+                let label = |i: usize| format!("LABEL_{i}");
+                json!({
+                    "model_type": "vilt",
+                    "architectures": ["ViltForQuestionAnswering"],
+                    "num_hidden_layers": s.layers,
+                    "image_size": s.image_size,
+                    "patch_size": s.patch_size,
+                    "num_channels": s.num_channels,
+                    "max_image_length": s.max_image_length.map_or(-1, |m| m as i64),
+                    "modality_type_vocab_size": s.modality_type_vocab_size,
+                    "qkv_bias": s.qkv_bias,
+                    "id2label": (0..self.answers)
+                        .map(|i| (i.to_string(), Value::from(label(i))))
+                        .collect::<Map<_, _>>(),
+                    "label2id": (0..self.answers)
+                        .map(|i| (label(i), Value::from(i)))
+                        .collect::<Map<_, _>>(),
+                })
+            }
+        };
+        if let (Some(o), Value::Object(a)) = (obj.as_object_mut(), arch) {
+            o.extend(a);
+        }
+        obj
     }
 }
 

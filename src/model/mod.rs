@@ -1,11 +1,16 @@
 //! Vision-language model descriptions: configurations of dual-stream (LXMERT-style) and
-//! single-stream (ViLT-style) models, and both graphs with their shared answer head.
+//! single-stream (ViLT-style) models, both graphs with their shared answer head, one
+//! [`vqa::VqaModel`] over either, and Hugging Face checkpoint directories.
 
 pub mod config;
 pub mod dual_stream;
 pub mod head;
+pub mod hf_checkpoint;
 pub mod lxmert_embeddings;
 pub mod pooler;
 pub mod single_stream;
 pub mod text_embeddings;
 pub mod vilt_embeddings;
+pub mod vilt_images;
+pub mod vilt_positions;
+pub mod vqa;

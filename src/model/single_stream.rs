@@ -6,6 +6,7 @@ use super::config::{Arch, ModelConfig};
 use super::head::{AnswerHead, HeadLayout};
 use super::pooler::Pooler;
 use super::vilt_embeddings::ViltEmbeddings;
+use super::vilt_positions::PatchGrid;
 use crate::error::{Error, Result};
 use crate::nn::{
     additive_key_mask, Init, LayerNorm, Mode, Module, NormPlacement, Param, TransformerLayer,
@@ -22,10 +23,14 @@ pub struct SingleStreamInputs {
     pub attention_mask: Tensor,
     /// Segment ids, row-major `[B, T]`.
     pub token_type_ids: Vec<u32>,
-    /// Flattened patches `[B, P, C·p·p]`, each laid out channel, row, column.
+    /// Flattened patches `[B, P, C·p·p]` in row-major grid order, each laid out channel,
+    /// row, column.
     pub pixel_values: Tensor,
     /// Patch mask `[B, P]`: 1 where a patch shows the image, 0 for padding.
     pub pixel_mask: Tensor,
+    /// The patch grid of every image (`P = rows · cols`); any grid works, the position
+    /// table is resized to it as HF does.
+    pub patch_grid: PatchGrid,
 }
 
 /// A ViLT model for question answering.
@@ -45,8 +50,8 @@ pub struct SingleStreamModel {
 
 impl SingleStreamModel {
     /// A new model for a single-stream `config`. Errors for a dual-stream config and for
-    /// what this graph does not support: `qkv_bias = false` and a `max_image_length`
-    /// below the patch count (HF samples patches then).
+    /// `qkv_bias = false`, which this graph does not support. (An image with more valid
+    /// patches than `max_image_length` is an error at forward time: HF samples then.)
     pub fn new(config: &ModelConfig, init: &Init) -> Result<Self> {
         config.validate()?;
         let Arch::SingleStream(s) = &config.arch else {
@@ -58,13 +63,6 @@ impl SingleStreamModel {
             return Err(Error::invalid(
                 "SingleStreamModel: qkv_bias = false is not supported",
             ));
-        }
-        let patches = s.patches(s.image_size, s.image_size);
-        if let Some(m) = s.max_image_length.filter(|&m| m < patches) {
-            return Err(Error::invalid(format!(
-                "SingleStreamModel: max_image_length {m} below the {patches} patches \
-                 (patch sampling) is not supported"
-            )));
         }
         let block = config.block();
         Ok(SingleStreamModel {

@@ -2,19 +2,20 @@
 //! (a stride-`p` `p×p` Conv2d applied as a linear map over flattened patches), the image
 //! CLS and patch position table, and the modality-type embeddings added to each stream.
 //!
-//! Only the config's patch grid is supported: HF interpolates the patch position table
-//! for other image sizes, this module rejects them with an error naming `pixel_values`.
+//! Any patch grid is supported: the patch positions are the config's table resized to
+//! each image's valid extent as HF does it (see [`super::vilt_positions`]).
 
 use super::config::{ModelConfig, SingleStream};
 use super::single_stream::SingleStreamInputs;
-use super::text_embeddings::{token_positions, TextEmbeddings};
+use super::text_embeddings::TextEmbeddings;
+use super::vilt_positions::{position_weights, valid_extents};
 use crate::error::{Error, Result};
 use crate::nn::{Cache, Dropout, Embedding, Init, Mode, Module, Param};
 use crate::ops::elementwise::add;
 use crate::ops::embedding::{embedding, embedding_backward};
-use crate::ops::matmul::{linear, linear_backward};
+use crate::ops::matmul::{linear, linear_backward, matmul};
 use crate::ops::tokens::{concat_tokens, split_tokens};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// The modality-type id of text tokens.
 const TEXT_TYPE: u32 = 0;
@@ -27,6 +28,7 @@ const INPUTS: &str = "ViLT inputs";
 #[derive(Debug, Clone)]
 struct Saved {
     pixels: Tensor,
+    positions: Tensor,
     batch: usize,
     text_len: usize,
 }
@@ -48,7 +50,10 @@ pub struct ViltEmbeddings {
     /// `vilt.embeddings.token_type_embeddings` (modality type: 0 text, 1 image).
     pub modality_type_embeddings: Embedding,
     image_dropout: Dropout,
-    patches: usize,
+    /// Side of the config's square patch grid (the position table's).
+    side: usize,
+    /// Most patches an image may keep (`None`: all).
+    max_image_length: Option<usize>,
     cache: Cache<Saved>,
 }
 
@@ -56,14 +61,14 @@ impl ViltEmbeddings {
     /// New embeddings for `config` with single-stream part `s`.
     pub fn new(config: &ModelConfig, s: &SingleStream, init: &Init) -> Self {
         let h = config.hidden;
-        let patches = s.patches(s.image_size, s.image_size);
+        let side = s.image_size / s.patch_size;
         let proj = "vilt.embeddings.patch_embeddings.projection";
         let param = |name: String, dims: &[usize]| Param::new(&name, init.normal(&name, dims));
         ViltEmbeddings {
             cls_token: param("vilt.embeddings.cls_token".into(), &[1, 1, h]),
             position_embeddings: param(
                 "vilt.embeddings.position_embeddings".into(),
-                &[1, patches + 1, h],
+                &[1, side * side + 1, h],
             ),
             text: TextEmbeddings::new("vilt.embeddings.text_embeddings", config, init),
             patch_weight: param(
@@ -78,7 +83,8 @@ impl ViltEmbeddings {
                 init,
             ),
             image_dropout: Dropout::new("vilt.embeddings.dropout", config.hidden_dropout),
-            patches,
+            side,
+            max_image_length: s.max_image_length,
             cache: Cache::new("vilt.embeddings"),
         }
     }
@@ -93,21 +99,23 @@ impl ViltEmbeddings {
             &inputs.token_type_ids,
         )?;
         let patch_dim = self.patch_weight.value.numel() / self.patch_bias.value.numel();
+        let grid = inputs.patch_grid;
         let expected = [
-            ("pixel_values", vec![b, self.patches, patch_dim]),
-            ("pixel_mask", vec![b, self.patches]),
+            ("pixel_values", vec![b, grid.len(), patch_dim]),
+            ("pixel_mask", vec![b, grid.len()]),
         ];
         for ((name, dims), tensor) in expected
             .iter()
             .zip([&inputs.pixel_values, &inputs.pixel_mask])
         {
-            if tensor.dims() != dims.as_slice() {
+            if grid.is_empty() || tensor.dims() != dims.as_slice() {
                 return Err(Error::shape(
                     INPUTS,
                     format!(
-                        "{name}: expected {dims:?} (batch, the config's {} patches, \
-                         channels·patch²), found {}; other patch grids are not supported",
-                        self.patches,
+                        "{name}: expected {dims:?} (batch, a {}×{} patch grid, \
+                         channels·patch²), found {}",
+                        grid.rows,
+                        grid.cols,
                         tensor.shape()
                     ),
                 ));
@@ -116,13 +124,34 @@ impl ViltEmbeddings {
         Ok((b, t))
     }
 
+    /// The position weights of a batch (see [`position_weights`]). Errors when an image
+    /// keeps more valid patches than HF would (it samples patches then).
+    fn positions(&self, inputs: &SingleStreamInputs, dtype: DType) -> Result<Tensor> {
+        let grid = inputs.patch_grid;
+        let mask = inputs.pixel_mask.to_vec_f64();
+        let extents = valid_extents(&mask, grid)?;
+        let largest = extents.iter().map(|(h, w)| h * w).max().unwrap_or(0);
+        let kept = self.max_image_length.map_or(largest, |m| m.min(largest));
+        for (b, image) in mask.chunks(grid.len()).enumerate() {
+            let valid = image.iter().filter(|&&m| m > 0.5).count();
+            if valid > kept {
+                return Err(Error::invalid(format!(
+                    "pixel_mask: image {b} has {valid} valid patches, more than the {kept} \
+                     a ViLT model keeps (it would sample patches, which is not supported)"
+                )));
+            }
+        }
+        position_weights(self.side, grid, &extents, dtype)
+    }
+
     /// Embeds the inputs: returns the sequence `[B, T + 1 + P, h]` and its key mask
     /// `[B, T + 1 + P]` (1 attend, 0 padding; the image CLS is always attended).
     pub fn forward(&mut self, inputs: &SingleStreamInputs, mode: Mode) -> Result<(Tensor, Tensor)> {
         let (b, t) = self.check_inputs(inputs)?;
         let dtype = self.patch_weight.value.dtype();
         let h = self.patch_bias.value.numel();
-        let n = self.patches + 1;
+        let p = inputs.patch_grid.len();
+        let n = p + 1;
 
         let text = self
             .text
@@ -136,11 +165,9 @@ impl ViltEmbeddings {
         )?;
         let cls =
             embedding(&rows_of(&self.cls_token.value, 1)?, &vec![0; b])?.reshape([b, 1, h])?;
-        let image_pos = embedding(
-            &rows_of(&self.position_embeddings.value, n)?,
-            &token_positions(b, n),
-        )?
-        .reshape([b, n, h])?;
+        let positions = self.positions(inputs, dtype)?;
+        let table = rows_of(&self.position_embeddings.value, 1 + self.side * self.side)?;
+        let image_pos = matmul(&positions, &table, false, false)?.reshape([b, n, h])?;
         let image = add(&concat_tokens(&cls, &patches)?, &image_pos)?;
         let image = self.image_dropout.forward(image, mode)?;
 
@@ -156,12 +183,13 @@ impl ViltEmbeddings {
         let column = |m: &Tensor, len: usize| m.to_dtype(dtype).reshape([b, len, 1]);
         let image_keep = concat_tokens(
             &Tensor::full([b, 1, 1], 1.0, dtype),
-            &column(&inputs.pixel_mask, self.patches)?,
+            &column(&inputs.pixel_mask, p)?,
         )?;
         let keep = concat_tokens(&column(&inputs.attention_mask, t)?, &image_keep)?;
         if mode.is_train() {
             self.cache.push(Saved {
                 pixels,
+                positions,
                 batch: b,
                 text_len: t,
             });
@@ -174,20 +202,20 @@ impl ViltEmbeddings {
     pub fn backward(&mut self, dy: &Tensor) -> Result<()> {
         let Saved {
             pixels,
+            positions,
             batch: b,
             text_len: t,
         } = self.cache.pop()?;
         let h = self.patch_bias.value.numel();
-        let n = self.patches + 1;
         let (dtext, dimage) = split_tokens(dy, t)?;
         self.modality_type_embeddings.backward(&dimage)?;
         self.modality_type_embeddings.backward(&dtext)?;
 
         let dimage = self.image_dropout.backward(dimage)?;
-        let flat = dimage.clone().reshape([b * n, h])?;
-        with_rows(&mut self.position_embeddings.grad, n, |g| {
-            embedding_backward(&token_positions(b, n), &flat, g)
-        })?;
+        let flat = dimage.clone().reshape([positions.dims()[0], h])?;
+        let dtable = matmul(&positions, &flat, true, false)?;
+        let grad = &mut self.position_embeddings.grad;
+        *grad = add(grad, &dtable.reshape(grad.dims().to_vec())?)?;
         let (dcls, dpatches) = split_tokens(&dimage, 1)?;
         let dcls = dcls.reshape([b, h])?;
         with_rows(&mut self.cls_token.grad, 1, |g| {

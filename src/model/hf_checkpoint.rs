@@ -1,0 +1,118 @@
+//! Hugging Face checkpoint directories of `LxmertForQuestionAnswering` and
+//! `ViltForQuestionAnswering`: `config.json` (as `transformers` writes it) and
+//! `model.safetensors` (the model's tensors under their transformers names).
+//!
+//! sparsevlp's parameters carry the transformers names and layouts already (a Conv2d
+//! weight stays `[h, C, p, p]`, a Linear weight `[out, in]`), so the only mapping is
+//! [`is_hf_buffer`]: non-parameter buffers some transformers versions store (position
+//! and token-type id ranges) are skipped on load and never written. Loads reject any
+//! missing, unexpected or wrongly shaped tensor with a message naming the file, the
+//! tensor, and the expected and found shapes. Saves write each file atomically (weights
+//! first, then the config), keeping the `config.json` a checkpoint was loaded with (its
+//! answer labels included).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::config::ModelConfig;
+use super::vqa::VqaModel;
+use crate::atomic_file::write_atomically;
+use crate::checkpoint::{load_module_skipping, save_module};
+use crate::error::{Error, Result};
+use crate::nn::Init;
+use crate::tensor::DType;
+
+/// The config file of a checkpoint directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// The weights file of a checkpoint directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// Whether a tensor name in an HF weights file is a buffer rather than a parameter
+/// (`*.position_ids`, `*.token_type_ids`): such tensors are ignored.
+pub fn is_hf_buffer(name: &str) -> bool {
+    name.ends_with(".position_ids") || name.ends_with(".token_type_ids")
+}
+
+/// A model with the HF config it is saved with.
+#[derive(Debug, Clone)]
+pub struct HfCheckpoint {
+    /// The model's hyper-parameters.
+    pub config: ModelConfig,
+    /// The `config.json` contents written on save.
+    pub hf_config: Value,
+    /// The model.
+    pub model: VqaModel,
+}
+
+impl HfCheckpoint {
+    /// Wraps `model` built from `config`; its `config.json` is
+    /// [`ModelConfig::to_hf_config`].
+    pub fn new(config: ModelConfig, model: VqaModel) -> Self {
+        HfCheckpoint {
+            hf_config: config.to_hf_config(),
+            config,
+            model,
+        }
+    }
+
+    /// Reads the config of a checkpoint directory (what `flops --checkpoint` needs).
+    pub fn read_config(dir: &Path) -> Result<ModelConfig> {
+        ModelConfig::from_hf_config(&dir.join(CONFIG_FILE))
+    }
+
+    /// Loads a checkpoint directory in f32.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config_path = dir.join(CONFIG_FILE);
+        let config = ModelConfig::from_hf_config(&config_path)?;
+        let text = std::fs::read_to_string(&config_path).map_err(|source| Error::Io {
+            path: config_path.clone(),
+            source,
+        })?;
+        let hf_config = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(format!("{}: {e}", config_path.display())))?;
+        let init = Init {
+            dtype: DType::F32,
+            ..Init::default()
+        };
+        let mut model = VqaModel::new(&config, &init)?;
+        load_module_skipping(&weights_file(dir)?, &mut model, &is_hf_buffer)?;
+        Ok(HfCheckpoint {
+            config,
+            hf_config,
+            model,
+        })
+    }
+
+    /// Writes the checkpoint into `dir` (created if needed) in f32.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        save_module(&dir.join(WEIGHTS_FILE), &self.model, DType::F32)?;
+        let text = serde_json::to_string_pretty(&self.hf_config)
+            .map_err(|e| Error::invalid(format!("cannot encode {CONFIG_FILE}: {e}")))?;
+        write_atomically(&dir.join(CONFIG_FILE), format!("{text}\n").as_bytes())
+    }
+}
+
+/// The weights file of `dir`, or an error saying which layouts are not supported.
+fn weights_file(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join(WEIGHTS_FILE);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let other = ["model.safetensors.index.json", "pytorch_model.bin"]
+        .into_iter()
+        .find(|f| dir.join(f).exists());
+    Err(Error::invalid(match other {
+        Some(found) => format!(
+            "{}: not found ({found} is there, but only a single safetensors file is \
+             supported: re-save with `save_pretrained(dir, max_shard_size=\"100GB\")` from \
+             transformers)",
+            path.display()
+        ),
+        None => format!("{}: not found", path.display()),
+    }))
+}

@@ -9,6 +9,7 @@
 //! backward against finite differences.
 
 pub mod atomic_file;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

@@ -99,8 +99,14 @@ mod tests {
         p.terminal = false;
         p.done = 2;
         let line = p.line("csr 90%");
-        assert!(line.starts_with("bench [============            ] 2/4 "), "{line}");
-        assert!(line.contains(" eta ") && line.ends_with("csr 90%"), "{line}");
+        assert!(
+            line.starts_with("bench [============            ] 2/4 "),
+            "{line}"
+        );
+        assert!(
+            line.contains(" eta ") && line.ends_with("csr 90%"),
+            "{line}"
+        );
     }
 
     #[test]

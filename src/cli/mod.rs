@@ -1,5 +1,6 @@
 //! The `sparsevlp` command line: argument definitions (clap derive) and dispatch.
 
+mod bench;
 mod data;
 mod flops;
 mod forward;
@@ -49,6 +50,13 @@ pub enum Command {
     /// save_pretrained writes them) and a safetensors file of inputs named as the
     /// transformers model takes them; writes the answer logits under `logits`.
     Forward(forward::ForwardArgs),
+    /// Measure sparsity-vs-latency curves: sparse weight products or block-sparse attention.
+    ///
+    /// Runs a sweep (median latency of repeated runs after warm-up; dense baselines in the
+    /// same run), prints a speedup table, and with --out writes NAME.csv (every
+    /// measurement), NAME.md (the table) and NAME.svg (latency vs sparsity with the ideal
+    /// 1/(1-s) line).
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -64,5 +72,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(args) => data::run(&args),
         Command::Flops(args) => flops::run(&args),
         Command::Forward(args) => forward::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }

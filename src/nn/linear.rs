@@ -1,4 +1,7 @@
-//! Fully connected layer Y = X·Wᵀ + b.
+//! Fully connected layer Y = X·Wᵀ + b, with the weight stored dense or, once pruned, in any
+//! sparse format (masked, CSR, BSR, 2:4) for the products.
+
+use std::sync::Arc;
 
 use super::cache::Cache;
 use super::init::Init;
@@ -7,16 +10,27 @@ use super::module::Module;
 use super::param::Param;
 use crate::error::Result;
 use crate::ops::matmul::{linear, linear_backward};
+use crate::ops::sparse_linear::{sparse_linear, sparse_linear_backward};
+use crate::sparse::linear::SparseLinear;
+use crate::sparse::{Dense, SparseFormat, SparseMatrix, SparseStats};
 use crate::tensor::Tensor;
 
 /// A linear layer with weight `[out, in]` (PyTorch layout) and an optional bias `[out]`,
 /// named `{name}.weight` / `{name}.bias`.
+///
+/// The parameter always holds the dense weight (pruned elements are exact zeros), which is
+/// what checkpoints and optimizers see. With a sparse [`SparseFormat`] set, CPU products
+/// run on a [`SparseLinear`] built from it; the snapshot is rebuilt lazily whenever the
+/// parameters may have changed (after any `visit_params_mut`, e.g. an optimizer step). On
+/// GPU devices the dense weight (with its zeros) is used.
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// Weight `[out_features, in_features]`.
     pub weight: Param,
     /// Bias `[out_features]`, if any.
     pub bias: Option<Param>,
+    format: SparseFormat,
+    kernel: Option<Arc<SparseLinear>>,
     cache: Cache<Tensor>,
 }
 
@@ -34,8 +48,52 @@ impl Linear {
             weight: Param::new(&w, init.normal(&w, &[out_features, in_features])),
             bias: bias
                 .then(|| Param::new(format!("{name}.bias"), init.constant(&[out_features], 0.0))),
+            format: SparseFormat::Dense,
+            kernel: None,
             cache: Cache::new(name),
         }
+    }
+
+    /// Stores the weight in `format` for the products; its exact zeros are the pruned
+    /// elements. Fails (leaving the layer unchanged) when the weight does not fit the
+    /// format, e.g. more than 2 non-zeros in a group of 4 for 2:4.
+    pub fn set_format(&mut self, format: SparseFormat) -> Result<()> {
+        let kernel = match format {
+            SparseFormat::Dense => None,
+            _ => Some(self.build_kernel(format)?),
+        };
+        self.format = format;
+        self.kernel = kernel;
+        Ok(())
+    }
+
+    /// The format the products use.
+    pub fn format(&self) -> SparseFormat {
+        self.format
+    }
+
+    /// Sparsity statistics of the weight in its format.
+    pub fn sparse_stats(&self) -> Result<SparseStats> {
+        let dense = Dense::from_tensor(&self.weight.value)?;
+        Ok(SparseMatrix::from_dense(self.format, dense)?.stats())
+    }
+
+    fn build_kernel(&self, format: SparseFormat) -> Result<Arc<SparseLinear>> {
+        let dense = Dense::from_tensor(&self.weight.value)?;
+        let matrix = SparseMatrix::from_dense(format, dense)?;
+        Ok(Arc::new(SparseLinear::new(&matrix)?))
+    }
+
+    /// The sparse kernel for a CPU input, rebuilt if the weight may have changed; None for
+    /// dense weights or GPU inputs.
+    fn sparse_kernel(&mut self, x: &Tensor) -> Result<Option<Arc<SparseLinear>>> {
+        if self.format == SparseFormat::Dense || x.device().is_gpu() {
+            return Ok(None);
+        }
+        if self.kernel.is_none() {
+            self.kernel = Some(self.build_kernel(self.format)?);
+        }
+        Ok(self.kernel.clone())
     }
 
     /// Input features.
@@ -50,23 +108,29 @@ impl Linear {
 
     /// Applies the layer to `x [.., in]`; in training mode keeps `x` for the backward.
     pub fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let y = linear(x, &self.weight.value, self.bias.as_ref().map(|b| &b.value))?;
+        let kernel = self.sparse_kernel(x)?;
+        let bias = self.bias.as_ref().map(|b| &b.value);
+        let y = match kernel {
+            Some(kernel) => sparse_linear(x, &kernel, bias)?,
+            None => linear(x, &self.weight.value, bias)?,
+        };
         if mode.is_train() {
             self.cache.push(x.clone());
         }
         Ok(y)
     }
 
-    /// Back-propagates `dy`: accumulates weight/bias gradients, returns dX.
+    /// Back-propagates `dy`: accumulates weight/bias gradients, returns dX. With a sparse
+    /// format only the format's stored pattern receives weight gradient (CSR entries, whole
+    /// stored BSR blocks, the two 2:4 slots per group); everything outside it gets none.
     pub fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
         let x = self.cache.pop()?;
-        linear_backward(
-            &x,
-            &self.weight.value,
-            dy,
-            &mut self.weight.grad,
-            self.bias.as_mut().map(|b| &mut b.grad),
-        )
+        let kernel = self.sparse_kernel(&x)?;
+        let db = self.bias.as_mut().map(|b| &mut b.grad);
+        match kernel {
+            Some(kernel) => sparse_linear_backward(&x, &kernel, dy, &mut self.weight.grad, db),
+            None => linear_backward(&x, &self.weight.value, dy, &mut self.weight.grad, db),
+        }
     }
 }
 
@@ -79,6 +143,7 @@ impl Module for Linear {
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        self.kernel = None;
         f(&mut self.weight);
         if let Some(b) = &mut self.bias {
             f(b);

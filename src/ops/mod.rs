@@ -18,4 +18,5 @@ pub mod layernorm;
 pub mod loss;
 pub mod matmul;
 pub mod softmax;
+pub mod sparse_linear;
 pub mod tokens;

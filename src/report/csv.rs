@@ -25,7 +25,11 @@ mod tests {
 
     #[test]
     fn quotes_only_fields_that_need_it() {
-        let rows = vec![vec!["a,b".to_string(), "say \"hi\"".to_string(), "2:4".to_string()]];
+        let rows = vec![vec![
+            "a,b".to_string(),
+            "say \"hi\"".to_string(),
+            "2:4".to_string(),
+        ]];
         assert_eq!(
             to_csv(&["x", "y", "z"], &rows),
             "x,y,z\n\"a,b\",\"say \"\"hi\"\"\",2:4\n"

@@ -147,7 +147,9 @@ impl Panel {
         let fold = |f: fn(&(f64, f64)) -> f64| {
             pts.iter()
                 .map(f)
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+                    (l.min(v), h.max(v))
+                })
         };
         let (mut xl, mut xh) = fold(|p| p.0);
         let (mut yl, mut yh) = fold(|p| p.1);
@@ -195,7 +197,14 @@ impl Panel {
             f.x0, f.y0, f.w, f.h
         );
         for x in linear_ticks(x_range.0, x_range.1) {
-            let (px, _) = f.px(x, if self.log_y { 10f64.powf(y_range.0) } else { 0.0 });
+            let (px, _) = f.px(
+                x,
+                if self.log_y {
+                    10f64.powf(y_range.0)
+                } else {
+                    0.0
+                },
+            );
             let _ = writeln!(
                 svg,
                 r##"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}" stroke="#ddd"/><text x="{px:.1}" y="{:.1}" text-anchor="middle" font-size="11">{}</text>"##,
@@ -259,7 +268,10 @@ impl Panel {
             if !s.reference {
                 for p in &pts {
                     let (cx, cy) = p.split_once(',').unwrap_or(("0", "0"));
-                    let _ = writeln!(svg, r#"<circle cx="{cx}" cy="{cy}" r="2.5" fill="{stroke}"/>"#);
+                    let _ = writeln!(
+                        svg,
+                        r#"<circle cx="{cx}" cy="{cy}" r="2.5" fill="{stroke}"/>"#
+                    );
                 }
             }
             let ly = f.y0 + 12.0 + 14.0 * i as f64;
@@ -355,7 +367,12 @@ mod tests {
 
     #[test]
     fn linear_ticks_are_round_and_inside_the_range() {
-        let labels = |lo, hi| linear_ticks(lo, hi).into_iter().map(label).collect::<Vec<_>>();
+        let labels = |lo, hi| {
+            linear_ticks(lo, hi)
+                .into_iter()
+                .map(label)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(labels(0.0, 100.0), ["0", "20", "40", "60", "80", "100"]);
         assert_eq!(labels(0.0, 0.9), ["0", "0.2", "0.4", "0.6", "0.8"]);
         assert_eq!(labels(0.5, 3.2), ["0.5", "1", "1.5", "2", "2.5", "3"]);

@@ -21,7 +21,11 @@ fn widths(header: &[&str], rows: &[Vec<String>]) -> Vec<usize> {
 /// Which columns are numeric, judged by the first row.
 fn numeric_columns(n: usize, rows: &[Vec<String>]) -> Vec<bool> {
     (0..n)
-        .map(|i| rows.first().and_then(|r| r.get(i)).is_some_and(|c| numeric(c)))
+        .map(|i| {
+            rows.first()
+                .and_then(|r| r.get(i))
+                .is_some_and(|c| numeric(c))
+        })
         .collect()
 }
 
@@ -60,7 +64,11 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let escape = |s: &str| s.replace('|', "\\|");
     let mut out = format!(
         "| {} |\n",
-        header.iter().map(|h| escape(h)).collect::<Vec<_>>().join(" | ")
+        header
+            .iter()
+            .map(|h| escape(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
     );
     let align: Vec<&str> = numeric_columns(header.len(), rows)
         .into_iter()
@@ -70,7 +78,10 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     for row in rows {
         out.push_str(&format!(
             "| {} |\n",
-            row.iter().map(|c| escape(c)).collect::<Vec<_>>().join(" | ")
+            row.iter()
+                .map(|c| escape(c))
+                .collect::<Vec<_>>()
+                .join(" | ")
         ));
     }
     out
@@ -87,7 +98,10 @@ mod tests {
             vec!["bsr32".to_string(), "12.25".to_string()],
         ];
         let t = text_table(&["format", "ms"], &rows);
-        assert_eq!(t, "format     ms\n------  -----\ncsr       1.5\nbsr32   12.25\n");
+        assert_eq!(
+            t,
+            "format     ms\n------  -----\ncsr       1.5\nbsr32   12.25\n"
+        );
     }
 
     #[test]

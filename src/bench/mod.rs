@@ -1,0 +1,11 @@
+//! Benchmark sweeps shared by `cargo bench` and `sparsevlp bench`: the case lists, the
+//! timer (median of repeated runs after warm-up), and result rows that become the CSV,
+//! markdown and SVG reports. Ratios (speedup over dense, GFLOP/s) are always formed from
+//! measurements taken in the same run.
+
+pub mod attention;
+pub mod report;
+pub mod sparse;
+mod timing;
+
+pub use timing::{measure, Timing};

@@ -1,0 +1,410 @@
+//! The sparsity-vs-latency sweep of the sparse weight products (issue 4): every format
+//! (dense, CSR, BSR-16, BSR-32, 2:4) × sparsity × weight shape × token count, for the three
+//! products a sparse Linear layer trains with — forward `Y = X·Wᵀ`, input gradient
+//! `dX = dY·W` and the sampled weight gradient `dW` (SDDMM) — beside this project's dense
+//! kernel and the `gemm` crate, all measured in the same run.
+//!
+//! Useful FLOPs count only the kept weights: `2 · tokens · nnz` for every product (a
+//! dense row counts `rows · cols` non-zeros), so a sparse kernel's GFLOP/s says how well it
+//! turns skipped work into saved time.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::ops::gemm::{gemm, MatView};
+use crate::sparse::linear::SparseLinear;
+use crate::sparse::random::{random_masked, Granularity};
+use crate::sparse::{SparseFormat, SparseMatrix};
+use crate::Device;
+
+use super::report::SweepRow;
+use super::{measure, Timing};
+use crate::report::to_csv;
+
+/// One of the three products of a sparse Linear layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SparseOp {
+    /// `Y = X·Wᵀ`.
+    Forward,
+    /// `dX = dY·W`.
+    BackwardInput,
+    /// `dW = dYᵀ·X` at W's stored pattern (SDDMM).
+    WeightGrad,
+}
+
+impl SparseOp {
+    /// All three, in training order.
+    pub const ALL: [SparseOp; 3] = [
+        SparseOp::Forward,
+        SparseOp::BackwardInput,
+        SparseOp::WeightGrad,
+    ];
+
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SparseOp::Forward => "forward",
+            SparseOp::BackwardInput => "backward_input",
+            SparseOp::WeightGrad => "weight_grad",
+        }
+    }
+}
+
+/// A weight `[rows, cols]` (out × in features) applied to `tokens` token vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProductShape {
+    /// Output features (weight rows).
+    pub rows: usize,
+    /// Input features (weight columns).
+    pub cols: usize,
+    /// Token vectors per product.
+    pub tokens: usize,
+}
+
+impl fmt::Display for ProductShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{} t{}", self.rows, self.cols, self.tokens)
+    }
+}
+
+/// What computes a product: the `gemm` crate on the dense weight (the reference bar), or
+/// this project's kernels in a given format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// `gemm` crate, dense.
+    GemmCrate,
+    /// [`SparseLinear`] in this format.
+    Ours(SparseFormat),
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Kernel::GemmCrate => write!(f, "gemm-crate"),
+            Kernel::Ours(format) => write!(f, "{format}"),
+        }
+    }
+}
+
+/// The sweep: which shapes, formats, sparsities and products, and the time per case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseSweep {
+    /// Weight and token shapes.
+    pub shapes: Vec<ProductShape>,
+    /// Sparse formats besides the dense baselines (2:4 is only measured at 50%).
+    pub formats: Vec<SparseFormat>,
+    /// Sparsities in [0, 1).
+    pub sparsities: Vec<f64>,
+    /// Products to time.
+    pub ops: Vec<SparseOp>,
+    /// Time budget per case (median over the runs that fit, at least 5).
+    pub budget: Duration,
+    /// Seed of the random weights, patterns and activations.
+    pub seed: u64,
+}
+
+/// The weights of the sweep: 768×768 (attention projections) and 3072×768 (FFN).
+const WEIGHTS: [(usize, usize); 2] = [(768, 768), (3072, 768)];
+
+impl SparseSweep {
+    /// The issue's sweep: {768×768, 3072×768} × {8, 128, 512} tokens × {dense, CSR, BSR-16,
+    /// BSR-32, 2:4} × sparsity {0, 50, 70, 80, 90, 95, 98%} × the three products.
+    pub fn standard() -> SparseSweep {
+        SparseSweep {
+            shapes: WEIGHTS
+                .iter()
+                .flat_map(|&(rows, cols)| {
+                    [8, 128, 512].map(|tokens| ProductShape { rows, cols, tokens })
+                })
+                .collect(),
+            formats: vec![
+                SparseFormat::Csr,
+                SparseFormat::Bsr(16),
+                SparseFormat::Bsr(32),
+                SparseFormat::Nm24,
+            ],
+            sparsities: vec![0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98],
+            ops: SparseOp::ALL.to_vec(),
+            budget: Duration::from_millis(250),
+            seed: 7,
+        }
+    }
+
+    /// A small sweep (ragged 200×120 weight, 24 tokens, three sparsities) for smoke tests
+    /// and the emulator.
+    pub fn quick() -> SparseSweep {
+        SparseSweep {
+            shapes: vec![ProductShape {
+                rows: 200,
+                cols: 120,
+                tokens: 24,
+            }],
+            sparsities: vec![0.0, 0.5, 0.9],
+            budget: Duration::from_millis(5),
+            ..SparseSweep::standard()
+        }
+    }
+
+    /// The (kernel, sparsity) pairs measured per shape: the two dense baselines first, then
+    /// each format at each sparsity (2:4 at 50% only).
+    pub fn kernels(&self) -> Vec<(Kernel, f64)> {
+        let mut out = vec![
+            (Kernel::Ours(SparseFormat::Dense), 0.0),
+            (Kernel::GemmCrate, 0.0),
+        ];
+        for &format in &self.formats {
+            match format {
+                SparseFormat::Dense => {}
+                SparseFormat::Nm24 => out.push((Kernel::Ours(format), 0.5)),
+                _ => out.extend(self.sparsities.iter().map(|&s| (Kernel::Ours(format), s))),
+            }
+        }
+        out
+    }
+
+    /// Number of rows [`run_sparse_sweep`] produces.
+    pub fn len(&self) -> usize {
+        self.shapes.len() * self.kernels().len() * self.ops.len()
+    }
+
+    /// Whether the sweep measures nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The random pattern granularity that suits `format` (blocks for BSR, 2:4 for N:M).
+fn granularity(format: SparseFormat) -> Granularity {
+    match format {
+        SparseFormat::Bsr(b) => Granularity::Block(b),
+        SparseFormat::Nm24 => Granularity::Nm24,
+        _ => Granularity::Element,
+    }
+}
+
+/// A prepared case: the weight in its kernel's form plus activations and outputs.
+pub struct Workload {
+    shape: ProductShape,
+    weight: Prepared,
+    nnz: usize,
+    x: Vec<f32>,
+    dy: Vec<f32>,
+    y: Vec<f32>,
+    dx: Vec<f32>,
+}
+
+/// The weight as a kernel consumes it.
+enum Prepared {
+    /// Row-major dense values and a dense gradient buffer for the `gemm` crate.
+    Dense { w: Vec<f32>, dw: Vec<f32> },
+    /// This project's kernels.
+    Sparse(Box<SparseLinear>),
+}
+
+/// `n` random N(0, 1) f32 values.
+fn randn(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = crate::rng::Rng::new(seed);
+    (0..n).map(|_| rng.normal() as f32).collect()
+}
+
+impl Workload {
+    /// Random weight of `sparsity` in `kernel`'s format, random activations.
+    pub fn new(shape: ProductShape, kernel: Kernel, sparsity: f64, seed: u64) -> Result<Self> {
+        let ProductShape { rows, cols, tokens } = shape;
+        let format = match kernel {
+            Kernel::GemmCrate => SparseFormat::Dense,
+            Kernel::Ours(f) => f,
+        };
+        let masked = random_masked(rows, cols, sparsity, granularity(format), seed)?;
+        let matrix = SparseMatrix::from_masked(format, masked)?;
+        let nnz = matrix.stats().nnz;
+        let weight = match kernel {
+            Kernel::GemmCrate => Prepared::Dense {
+                w: matrix.to_dense().values().to_vec(),
+                dw: vec![0.0; rows * cols],
+            },
+            Kernel::Ours(_) => Prepared::Sparse(Box::new(SparseLinear::new(&matrix)?)),
+        };
+        Ok(Workload {
+            shape,
+            weight,
+            nnz,
+            x: randn(tokens * cols, seed ^ 1),
+            dy: randn(tokens * rows, seed ^ 2),
+            y: vec![0.0; tokens * rows],
+            dx: vec![0.0; tokens * cols],
+        })
+    }
+
+    /// Stored non-zeros of the weight (the useful multiply-adds per token).
+    pub fn nnz(&self) -> usize {
+        self.nnz
+    }
+
+    /// Useful FLOPs of one product: `2 · tokens · nnz`.
+    pub fn useful_flops(&self) -> f64 {
+        2.0 * self.shape.tokens as f64 * self.nnz as f64
+    }
+
+    /// Runs one product once.
+    pub fn run(&mut self, op: SparseOp) -> Result<()> {
+        let ProductShape { rows, cols, tokens } = self.shape;
+        let (x_v, y_v, w_v) = (
+            MatView::row_major(tokens, cols),
+            MatView::row_major(tokens, rows),
+            MatView::row_major(rows, cols),
+        );
+        match (&mut self.weight, op) {
+            (Prepared::Dense { w, .. }, SparseOp::Forward) => {
+                gemm(&mut self.y, y_v, &self.x, x_v, w, w_v.t(), false, true)
+            }
+            (Prepared::Dense { w, .. }, SparseOp::BackwardInput) => {
+                gemm(&mut self.dx, x_v, &self.dy, y_v, w, w_v, false, true)
+            }
+            (Prepared::Dense { dw, .. }, SparseOp::WeightGrad) => {
+                gemm(dw, w_v, &self.dy, y_v.t(), &self.x, x_v, false, true)
+            }
+            (Prepared::Sparse(s), SparseOp::Forward) => s.forward(&self.x, tokens, &mut self.y)?,
+            (Prepared::Sparse(s), SparseOp::BackwardInput) => {
+                s.backward_input(&self.dy, tokens, &mut self.dx)?
+            }
+            (Prepared::Sparse(s), SparseOp::WeightGrad) => {
+                std::hint::black_box(s.weight_grad(&self.x, &self.dy, tokens)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One measured case: a CSV row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseRow {
+    /// The product.
+    pub op: SparseOp,
+    /// The kernel (format, or the `gemm` crate).
+    pub kernel: Kernel,
+    /// Weight and token shape.
+    pub shape: ProductShape,
+    /// Requested sparsity.
+    pub sparsity: f64,
+    /// Achieved density `nnz / (rows · cols)`.
+    pub density: f64,
+    /// Device name (`cpu`, …).
+    pub device: String,
+    /// The timing.
+    pub timing: Timing,
+    /// Useful GFLOP/s at the median (`2 · tokens · nnz / median`).
+    pub gflops: f64,
+    /// This project's dense kernel's median over this case's median (same shape and op,
+    /// same run).
+    pub speedup: f64,
+}
+
+/// Runs the sweep on `device` (CPU only for now), calling `progress` after each case.
+/// Rows come shape by shape with the dense baselines first.
+pub fn run_sparse_sweep(
+    sweep: &SparseSweep,
+    device: Device,
+    progress: &mut dyn FnMut(&SparseRow),
+) -> Result<Vec<SparseRow>> {
+    if device != Device::Cpu {
+        return Err(Error::invalid(format!(
+            "bench sparse: device {device} is not supported yet (use --device cpu)"
+        )));
+    }
+    let mut rows = Vec::with_capacity(sweep.len());
+    for &shape in &sweep.shapes {
+        let first = rows.len();
+        for (kernel, sparsity) in sweep.kernels() {
+            let mut work = Workload::new(shape, kernel, sparsity, sweep.seed)?;
+            for &op in &sweep.ops {
+                let timing = measure(sweep.budget, || work.run(op))?;
+                let dense = rows[first..]
+                    .iter()
+                    .find(|r: &&SparseRow| {
+                        r.op == op && r.kernel == Kernel::Ours(SparseFormat::Dense)
+                    })
+                    .map_or(timing.median_s, |r| r.timing.median_s);
+                let row = SparseRow {
+                    op,
+                    kernel,
+                    shape,
+                    sparsity,
+                    density: work.nnz() as f64 / (shape.rows * shape.cols) as f64,
+                    device: device.to_string(),
+                    timing,
+                    gflops: work.useful_flops() / timing.median_s / 1e9,
+                    speedup: dense / timing.median_s,
+                };
+                progress(&row);
+                rows.push(row);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+impl SweepRow for SparseRow {
+    fn case(&self) -> String {
+        format!("{} {}", self.op.name(), self.shape)
+    }
+    fn kernel(&self) -> String {
+        self.kernel.to_string()
+    }
+    fn is_baseline(&self) -> bool {
+        self.kernel == Kernel::Ours(SparseFormat::Dense)
+    }
+    fn sparsity(&self) -> f64 {
+        self.sparsity
+    }
+    fn median_s(&self) -> f64 {
+        self.timing.median_s
+    }
+    fn gflops(&self) -> f64 {
+        self.gflops
+    }
+    fn speedup(&self) -> f64 {
+        self.speedup
+    }
+}
+
+/// The CSV of a sweep: one line per (op, format, shape, sparsity, device).
+pub fn sparse_csv(rows: &[SparseRow]) -> String {
+    let header = [
+        "op",
+        "format",
+        "rows",
+        "cols",
+        "tokens",
+        "sparsity",
+        "density",
+        "device",
+        "median_ms",
+        "min_ms",
+        "reps",
+        "useful_gflops",
+        "speedup_vs_dense",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.op.name().to_string(),
+                r.kernel.to_string(),
+                r.shape.rows.to_string(),
+                r.shape.cols.to_string(),
+                r.shape.tokens.to_string(),
+                format!("{:.2}", r.sparsity),
+                format!("{:.4}", r.density),
+                r.device.clone(),
+                format!("{:.4}", r.timing.median_s * 1e3),
+                format!("{:.4}", r.timing.min_s * 1e3),
+                r.timing.reps.to_string(),
+                format!("{:.2}", r.gflops),
+                format!("{:.3}", r.speedup),
+            ]
+        })
+        .collect();
+    to_csv(&header, &cells)
+}

@@ -1,0 +1,206 @@
+//! `sparsevlp bench sparse|attention`: the sparsity-vs-latency sweeps, printed as a speedup
+//! table and written as CSV (every measurement), markdown (the table) and SVG (the curves).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::atomic_file::write_atomically;
+use crate::bench::attention::{attention_csv, run_attention_sweep, AttentionSweep};
+use crate::bench::report::{pivot, plot};
+use crate::bench::sparse::{run_sparse_sweep, sparse_csv, SparseSweep};
+use crate::error::{Error, Result};
+use crate::ops::cpu::SimdLevel;
+use crate::progress::Progress;
+use crate::report::{markdown_table, text_table, LinePlot};
+use crate::Device;
+
+/// Options of `sparsevlp bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which sweep.
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+/// The sweeps.
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Sparse weight products (forward, input gradient, SDDMM weight gradient) for dense,
+    /// CSR, BSR-16, BSR-32 and 2:4 weights at sparsity 0–98%, on 768×768 and 3072×768
+    /// weights with 8, 128 and 512 tokens, beside this project's dense kernel and the
+    /// `gemm` crate. Writes DIR/sparse.{csv,md,svg}.
+    Sparse(SweepArgs),
+    /// Block-sparse attention (random block layouts, block sparsity 0–90%) against dense
+    /// attention at sequence lengths 256–2048, forward and backward. Writes
+    /// DIR/attention.{csv,md,svg}.
+    Attention(SweepArgs),
+}
+
+/// Options shared by the sweeps.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Device to measure on: cpu (cuda and emu follow with the GPU sparse kernels).
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// Directory for the CSV, markdown and SVG reports (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A small sweep that finishes in seconds (a smoke test of the whole pipeline).
+    #[arg(long)]
+    pub quick: bool,
+    /// Time spent measuring each case, in milliseconds (median over the runs that fit,
+    /// at least 5).
+    #[arg(long, value_name = "MS")]
+    pub budget_ms: Option<u64>,
+    /// Seed of the random weights, layouts and inputs.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+impl SweepArgs {
+    fn device(&self) -> Result<Device> {
+        Device::parse(&self.device)
+    }
+
+    fn budget(&self, default: Duration) -> Duration {
+        self.budget_ms.map_or(default, Duration::from_millis)
+    }
+}
+
+/// Runs `sparsevlp bench`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    match &args.what {
+        BenchWhat::Sparse(a) => sparse(a),
+        BenchWhat::Attention(a) => attention(a),
+    }
+}
+
+/// One line describing the machine and settings, for report headers.
+fn machine_line(device: Device) -> String {
+    format!(
+        "device {device}, SIMD {}, {} threads, f32, sparsevlp {}",
+        SimdLevel::detect().name(),
+        rayon::current_num_threads(),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// A finished sweep's outputs.
+struct Reports<'a> {
+    name: &'a str,
+    title: &'a str,
+    csv: String,
+    header: Vec<String>,
+    table: Vec<Vec<String>>,
+    plot: LinePlot,
+}
+
+/// Prints the table and writes DIR/NAME.{csv,md,svg} when `out` is given.
+fn publish(r: Reports<'_>, device: Device, command: &str, out: Option<&Path>) -> Result<()> {
+    let header: Vec<&str> = r.header.iter().map(String::as_str).collect();
+    println!("{}\n{}", r.title, machine_line(device));
+    print!("{}", text_table(&header, &r.table));
+    let Some(dir) = out else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let md = format!(
+        "# {}\n\n{}\n\nCommand: `{command}`\n\nSpeedup = this project's dense kernel's median latency / the kernel's, \
+         same shape and product, same run. Every measurement: [{name}.csv]({name}.csv); curves: \
+         [{name}.svg]({name}.svg).\n\n{}",
+        r.title,
+        machine_line(device),
+        markdown_table(&header, &r.table),
+        name = r.name,
+    );
+    for (ext, text) in [("csv", &r.csv), ("md", &md), ("svg", &r.plot.to_svg())] {
+        write_atomically(&dir.join(format!("{}.{ext}", r.name)), text.as_bytes())?;
+    }
+    println!("wrote {}/{}.{{csv,md,svg}}", dir.display(), r.name);
+    Ok(())
+}
+
+/// The command line as typed, for report headers.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("sparsevlp {}", args.join(" "))
+}
+
+fn sparse(args: &SweepArgs) -> Result<()> {
+    let device = args.device()?;
+    let mut sweep = if args.quick {
+        SparseSweep::quick()
+    } else {
+        SparseSweep::standard()
+    };
+    sweep.budget = args.budget(sweep.budget);
+    sweep.seed = args.seed;
+    let mut progress = Progress::new("bench sparse", sweep.len());
+    let rows = run_sparse_sweep(&sweep, device, &mut |r| {
+        progress.step(&format!(
+            "{} {} {} s={:.2}: {:.3} ms ({:.2}×)",
+            r.op.name(),
+            r.kernel,
+            r.shape,
+            r.sparsity,
+            r.timing.median_s * 1e3,
+            r.speedup
+        ))
+    })?;
+    progress.finish();
+    let (header, table) = pivot(&rows);
+    let reports = Reports {
+        name: "sparse",
+        title: "Sparse weight products: speedup over dense by sparsity",
+        csv: sparse_csv(&rows),
+        header,
+        table,
+        plot: plot(
+            &rows,
+            format!("Sparse weight products: latency vs sparsity ({device}, f32)"),
+        ),
+    };
+    publish(reports, device, &command_line(), args.out.as_deref())
+}
+
+fn attention(args: &SweepArgs) -> Result<()> {
+    let device = args.device()?;
+    let mut sweep = if args.quick {
+        AttentionSweep::quick()
+    } else {
+        AttentionSweep::standard()
+    };
+    sweep.budget = args.budget(sweep.budget);
+    sweep.seed = args.seed;
+    let mut progress = Progress::new("bench attention", sweep.len());
+    let rows = run_attention_sweep(&sweep, device, &mut |r| {
+        progress.step(&format!(
+            "{} {} seq {} s={:.2}: {:.3} ms ({:.2}×)",
+            r.op.name(),
+            r.layout,
+            r.seq,
+            r.sparsity,
+            r.timing.median_s * 1e3,
+            r.speedup
+        ))
+    })?;
+    progress.finish();
+    let (header, table) = pivot(&rows);
+    let reports = Reports {
+        name: "attention",
+        title: "Block-sparse attention: speedup over dense attention by block sparsity",
+        csv: attention_csv(&rows),
+        header,
+        table,
+        plot: plot(
+            &rows,
+            format!("Block-sparse attention: latency vs block sparsity ({device}, f32)"),
+        ),
+    };
+    publish(reports, device, &command_line(), args.out.as_deref())
+}

@@ -347,3 +347,28 @@ fn flops_reads_a_checkpoint_config() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("config.json"));
 }
+
+#[test]
+fn a_half_precision_checkpoint_loads_and_saves_in_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let tensors = load_tensors(&fixture("vilt").join(WEIGHTS_FILE)).unwrap();
+    save_tensors(&dir.path().join(WEIGHTS_FILE), &tensors, DType::F16).unwrap();
+    let text = fs::read_to_string(fixture("vilt").join(CONFIG_FILE)).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    config["dtype"] = "float16".into();
+    fs::write(dir.path().join(CONFIG_FILE), config.to_string()).unwrap();
+
+    let loaded = HfCheckpoint::load(dir.path()).unwrap();
+    let halved: BTreeMap<String, Tensor> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_dtype(DType::F16).to_dtype(DType::F32)))
+        .collect();
+    assert_eq!(params(&loaded.model), halved);
+
+    let out = tempfile::tempdir().unwrap();
+    loaded.save(out.path()).unwrap();
+    let saved = fs::read_to_string(out.path().join(CONFIG_FILE)).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(saved["dtype"], "float32");
+    assert_eq!(saved["id2label"], config["id2label"]);
+}

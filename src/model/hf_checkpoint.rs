@@ -34,7 +34,7 @@ pub fn is_hf_buffer(name: &str) -> bool {
     name.ends_with(".position_ids") || name.ends_with(".token_type_ids")
 }
 
-/// A model with the HF config it is saved with.
+/// A model with the HF config it is saved with (its `dtype` set to f32 on save).
 #[derive(Debug, Clone)]
 pub struct HfCheckpoint {
     /// The model's hyper-parameters.
@@ -91,7 +91,16 @@ impl HfCheckpoint {
             source,
         })?;
         save_module(&dir.join(WEIGHTS_FILE), &self.model, DType::F32)?;
-        let text = serde_json::to_string_pretty(&self.hf_config)
+        let mut hf_config = self.hf_config.clone();
+        if let Some(obj) = hf_config.as_object_mut() {
+            // The weights are written in f32 whatever dtype they were loaded from.
+            for key in ["dtype", "torch_dtype"] {
+                if obj.contains_key(key) {
+                    obj.insert(key.to_string(), "float32".into());
+                }
+            }
+        }
+        let text = serde_json::to_string_pretty(&hf_config)
             .map_err(|e| Error::invalid(format!("cannot encode {CONFIG_FILE}: {e}")))?;
         write_atomically(&dir.join(CONFIG_FILE), format!("{text}\n").as_bytes())
     }

@@ -39,7 +39,8 @@ struct Saved {
 pub struct ViltEmbeddings {
     /// `vilt.embeddings.cls_token` `[1, 1, h]`.
     pub cls_token: Param,
-    /// `vilt.embeddings.position_embeddings` `[1, patches + 1, h]`.
+    /// `vilt.embeddings.position_embeddings` `[1, side² + 1, h]` (the image CLS, then
+    /// the config grid of `side = image_size / patch_size` patches per side).
     pub position_embeddings: Param,
     /// `vilt.embeddings.text_embeddings` (word, position, segment, LayerNorm).
     pub text: TextEmbeddings,

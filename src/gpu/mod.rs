@@ -6,6 +6,7 @@ mod buffer;
 mod context;
 pub mod cuda;
 pub mod dense;
+pub mod sparse;
 pub mod emu;
 pub mod emu_ffi;
 mod launch;

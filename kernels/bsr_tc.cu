@@ -200,7 +200,7 @@ static __device__ __forceinline__ void bsr_tc_wgrad(
   const unsigned short* x = reinterpret_cast<const unsigned short*>(x_);
   const int k = blockIdx.x;
   const int r0 = (int)blk_row[k] * B, c0 = (int)col_idx[k] * B;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
   const int frag = warp % (FPS * FPS), slice = warp / (FPS * FPS);
   const int fm = (frag / FPS) * FRAG, fn = (frag % FPS) * FRAG;
   const bool vec_dy = ld_dy % VEC == 0 && svlp_aligned16(dy);

@@ -127,7 +127,7 @@ impl GpuBsr {
         int(op, "tokens", tokens)
     }
 
-    /// A product launch: grid (token strips, `lines`) of the tile kernel `kernel`.
+    /// Launches the product kernel `{op}_b{block}` on a grid of (token strips, `lines`).
     fn product(
         &self,
         ctx: &GpuContext,

@@ -6,7 +6,7 @@
 //! as `dXᵀ = Wᵀ·dYᵀ` with the CSC of W (a CSR of Wᵀ with its own row order) built at
 //! upload, and the weight gradient as an SDDMM of `dYᵀ` and `Xᵀ` at the stored entries.
 
-use super::layout::{transpose_f32, transposed_f32};
+use super::layout::{scratch, transpose_f32, transposed_f32};
 use crate::error::Result;
 use crate::gpu::dense::{grid_dim, int, mul, need_f32};
 use crate::gpu::{GpuBuffer, GpuContext, KernelArg, LaunchConfig};
@@ -134,7 +134,7 @@ impl GpuCsr {
         y: &mut GpuBuffer,
     ) -> Result<()> {
         let xt = transposed_f32(ctx, x, tokens, self.cols)?;
-        let mut yt = ctx.alloc_bytes(mul("csr forward", self.rows, tokens)? * 4)?;
+        let mut yt = scratch(ctx, mul("csr forward", self.rows, tokens)? * 4)?;
         spmm(ctx, &self.w, &xt, tokens, &mut yt)?;
         transpose_f32(ctx, &yt, self.rows, tokens, y)
     }
@@ -148,7 +148,7 @@ impl GpuCsr {
         dx: &mut GpuBuffer,
     ) -> Result<()> {
         let dyt = transposed_f32(ctx, dy, tokens, self.rows)?;
-        let mut dxt = ctx.alloc_bytes(mul("csr backward", self.cols, tokens)? * 4)?;
+        let mut dxt = scratch(ctx, mul("csr backward", self.cols, tokens)? * 4)?;
         spmm(ctx, &self.wt, &dyt, tokens, &mut dxt)?;
         transpose_f32(ctx, &dxt, self.cols, tokens, dx)
     }

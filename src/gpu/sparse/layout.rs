@@ -1,6 +1,7 @@
 //! Launchers of the layout and precision conversions in kernels/sparse_layout.cu: f32
 //! transpose, f32 → bf16 rounding and the 2:4 slot gather.
 
+use crate::device::Device;
 use crate::error::Result;
 use crate::gpu::dense::{grid_dim, int, mul, need, need_f32, stride_config};
 use crate::gpu::{GpuBuffer, GpuContext, KernelArg, LaunchConfig};
@@ -11,6 +12,17 @@ const TILE: usize = 32;
 const ROWS_PER: u32 = 8;
 /// Threads per block of the element-wise kernels (`sparse_layout_tile::THREADS`).
 const THREADS: u32 = 256;
+
+/// A new buffer of `bytes` bytes for a kernel to fill. On the emulator it is poisoned
+/// with 0xFF bytes (NaN as f32), so an element a kernel fails to write shows up in tests;
+/// on CUDA it is left as allocated (zero).
+pub fn scratch(ctx: &GpuContext, bytes: usize) -> Result<GpuBuffer> {
+    let mut buf = ctx.alloc_bytes(bytes)?;
+    if ctx.device() == Device::Emu {
+        ctx.fill_bytes(&mut buf, 0xFF)?;
+    }
+    Ok(buf)
+}
 
 /// `output [cols, rows] = inputᵀ` for a row-major f32 `input [rows, cols]`.
 pub fn transpose_f32(
@@ -55,7 +67,7 @@ pub fn transposed_f32(
     rows: usize,
     cols: usize,
 ) -> Result<GpuBuffer> {
-    let mut out = ctx.alloc_bytes(mul("transpose_f32", rows, cols)? * 4)?;
+    let mut out = scratch(ctx, mul("transpose_f32", rows, cols)? * 4)?;
     transpose_f32(ctx, input, rows, cols, &mut out)?;
     Ok(out)
 }
@@ -64,7 +76,7 @@ pub fn transposed_f32(
 pub fn to_bf16(ctx: &GpuContext, input: &GpuBuffer, n: usize) -> Result<GpuBuffer> {
     const OP: &str = "cast_f32_bf16";
     need_f32(OP, "input", input, n)?;
-    let out = ctx.alloc_bytes(n * 2)?;
+    let out = scratch(ctx, n * 2)?;
     if n > 0 {
         ctx.launch(
             OP,

@@ -5,10 +5,11 @@ use std::ops::Deref;
 
 use super::bsr::GpuBsr;
 use super::csr::GpuCsr;
-use super::layout::to_bf16;
+use super::layout::{scratch, to_bf16};
 use super::nm24::GpuNm24;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::gpu::dense::mul;
 use crate::gpu::{GpuBuffer, GpuContext};
 use crate::sparse::{SparseFormat, SparseMatrix};
 use crate::tensor::{DType, Tensor};
@@ -27,7 +28,8 @@ enum Weights {
 /// outputs are f32. CSR takes f32 activations; BSR (blocks 16/32) and 2:4 run on tensor
 /// cores and take bf16 activations, or f32 ones, which are rounded to bf16 on the device
 /// first. Weight gradients come in the matrix's own storage order: CSR value order, BSR
-/// `b²` per stored block (padding included, zero there), 2:4 slots.
+/// `b²` per stored block (padding included, zero there), 2:4 slots. On the emulator every
+/// output and temporary starts poisoned (NaN), so an unwritten element is visible.
 #[derive(Debug)]
 pub struct GpuSparseLinear {
     device: Device,
@@ -108,7 +110,7 @@ impl GpuSparseLinear {
         let tokens = self.tokens("forward", "x", x, cols)?;
         let ctx = GpuContext::get(self.device)?;
         let xb = self.operand(ctx, "forward", x)?;
-        let mut y = ctx.alloc_bytes(tokens * rows * 4)?;
+        let mut y = scratch(ctx, mul("forward", mul("forward", tokens, rows)?, 4)?)?;
         match &self.weights {
             Weights::Bsr(b) => b.forward(ctx, &xb, tokens, &mut y)?,
             Weights::Csr(c) => c.forward(ctx, &xb, tokens, &mut y)?,
@@ -123,7 +125,7 @@ impl GpuSparseLinear {
         let tokens = self.tokens("backward_input", "dy", dy, rows)?;
         let ctx = GpuContext::get(self.device)?;
         let dyb = self.operand(ctx, "backward_input", dy)?;
-        let mut dx = ctx.alloc_bytes(tokens * cols * 4)?;
+        let mut dx = scratch(ctx, mul("backward_input", mul("backward_input", tokens, cols)?, 4)?)?;
         match &self.weights {
             Weights::Bsr(b) => b.backward_input(ctx, &dyb, tokens, &mut dx)?,
             Weights::Csr(c) => c.backward_input(ctx, &dyb, tokens, &mut dx)?,
@@ -152,7 +154,7 @@ impl GpuSparseLinear {
         }
         let ctx = GpuContext::get(self.device)?;
         let (xb, dyb) = (self.operand(ctx, OP, x)?, self.operand(ctx, OP, dy)?);
-        let mut dw = ctx.alloc_bytes(self.grad_len() * 4)?;
+        let mut dw = scratch(ctx, mul(OP, self.grad_len(), 4)?)?;
         match &self.weights {
             Weights::Bsr(b) => b.weight_grad(ctx, &xb, &dyb, tokens, &mut dw)?,
             Weights::Csr(c) => c.weight_grad(ctx, &xb, &dyb, tokens, &mut dw)?,

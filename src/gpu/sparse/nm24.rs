@@ -8,7 +8,7 @@
 
 use half::bf16;
 
-use super::layout::nm24_gather;
+use super::layout::{nm24_gather, scratch};
 use crate::error::Result;
 use crate::gpu::dense::gemm::{gemm_tc, Gemm};
 use crate::gpu::dense::{mul, HalfType};
@@ -86,7 +86,7 @@ impl GpuNm24 {
         dw: &mut GpuBuffer,
     ) -> Result<()> {
         let g = Gemm::new(self.rows, self.cols, tokens).transposed(true, false);
-        let mut full = ctx.alloc_bytes(mul("2:4 weight gradient", self.rows, self.cols)? * 4)?;
+        let mut full = scratch(ctx, mul("2:4 weight gradient", self.rows, self.cols)? * 4)?;
         gemm_tc(ctx, HalfType::Bf16, &g, dy, x, &mut full)?;
         nm24_gather(ctx, &full, (self.rows, self.cols), &self.index, dw)
     }

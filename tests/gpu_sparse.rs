@@ -65,9 +65,7 @@ fn random_matrix(
                     // u < sparsity: empty; the upper half of the rest: fully dense.
                     u >= sparsity && (u >= (1.0 + sparsity) / 2.0 || coin[i] < 0.5)
                 }
-                SparseFormat::Csr => {
-                    (coin[i] as f64) >= sparsity && r != 1 && r + 2 != rows
-                }
+                SparseFormat::Csr => (coin[i] as f64) >= sparsity && r != 1 && r + 2 != rows,
                 _ => (coin[i] as f64) >= sparsity,
             };
             if keep {
@@ -127,22 +125,15 @@ fn at_storage(m: &SparseMatrix, full: &[f64]) -> Vec<f64> {
 }
 
 /// The f64 references of one case: (Y, dX, dW at storage) from the given inputs.
-fn references(
-    m: &SparseMatrix,
-    w: &[f32],
-    x: &[f32],
-    dy: &[f32],
-    tokens: usize,
-) -> [Vec<f64>; 3] {
+fn references(m: &SparseMatrix, w: &[f32], x: &[f32], dy: &[f32], tokens: usize) -> [Vec<f64>; 3] {
     let [rows, cols] = m.shape();
     let (wt, xt, dyt) = (
         t64(w, &[rows, cols]),
         t64(x, &[tokens, cols]),
         t64(dy, &[tokens, rows]),
     );
-    let mm = |a: &Tensor, b: &Tensor, ta, tb| {
-        ops::matmul::matmul(a, b, ta, tb).unwrap().to_vec_f64()
-    };
+    let mm =
+        |a: &Tensor, b: &Tensor, ta, tb| ops::matmul::matmul(a, b, ta, tb).unwrap().to_vec_f64();
     [
         mm(&xt, &wt, false, true),
         mm(&dyt, &wt, false, false),
@@ -223,10 +214,22 @@ fn format_matches_cpu(format: SparseFormat, seed: u64) {
             if tensor_cores {
                 let round = |v: &[f32]| round_half(v, HalfType::Bf16).1;
                 let rounded = references(&m, &round(&w), &round(&x), &round(&dy), tokens);
-                let bf = check_case(&name, &m, lead, &x, &dy, DType::BF16, &exact, Some(&rounded));
+                let bf = check_case(
+                    &name,
+                    &m,
+                    lead,
+                    &x,
+                    &dy,
+                    DType::BF16,
+                    &exact,
+                    Some(&rounded),
+                );
                 let f = check_case(&name, &m, lead, &x, &dy, DType::F32, &exact, Some(&rounded));
                 assert!(
-                    bf.iter().flatten().zip(f.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    bf.iter()
+                        .flatten()
+                        .zip(f.iter().flatten())
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
                     "{name}: f32 activations (rounded on the device) differ from bf16 ones"
                 );
             } else {
@@ -268,7 +271,10 @@ fn csr_subwarp_widths_match_cpu() {
         let x = randn(tokens * cols, 1.0, seed + 4);
         let dy = randn(tokens * rows, 1.0, seed + 5);
         let exact = references(&m, &w, &x, &dy, tokens);
-        let name = format!("csr tokens {tokens} (subwarp {})", subwarp_width(tokens, 36.0));
+        let name = format!(
+            "csr tokens {tokens} (subwarp {})",
+            subwarp_width(tokens, 36.0)
+        );
         check_case(&name, &m, &[tokens], &x, &dy, DType::F32, &exact, None);
     }
     assert_eq!(subwarp_width(3, 36.0), 8);
@@ -291,8 +297,14 @@ fn csr_gradients_match_finite_differences() {
     let r = randn(tokens * rows, 1.0, 602);
     let dev = Device::Emu;
     let loss_of = |layer: &GpuSparseLinear, x: &[f32]| -> f64 {
-        let y = layer.forward(&on(dev, x, &[tokens, cols], DType::F32).unwrap()).unwrap();
-        y.to_vec_f32().iter().zip(&r).map(|(&a, &b)| a as f64 * b as f64).sum()
+        let y = layer
+            .forward(&on(dev, x, &[tokens, cols], DType::F32).unwrap())
+            .unwrap();
+        y.to_vec_f32()
+            .iter()
+            .zip(&r)
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum()
     };
     let layer = GpuSparseLinear::new(&m, dev).unwrap();
     let rg = on(dev, &r, &[tokens, rows], DType::F32).unwrap();
@@ -306,24 +318,39 @@ fn csr_gradients_match_finite_differences() {
         max_entries: 0,
     };
     let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    check_gradient("csr dX", &x64, &dx, |v| {
-        let xs: Vec<f32> = v.iter().map(|&a| a as f32).collect();
-        loss_of(&layer, &xs)
-    }, cfg)
+    check_gradient(
+        "csr dX",
+        &x64,
+        &dx,
+        |v| {
+            let xs: Vec<f32> = v.iter().map(|&a| a as f32).collect();
+            loss_of(&layer, &xs)
+        },
+        cfg,
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     let w64: Vec<f64> = csr.values().iter().map(|&v| v as f64).collect();
-    check_gradient("csr dW", &w64, &dw, |v| {
-        let vals: Vec<f32> = v.iter().map(|&a| a as f32).collect();
-        let csr = sparsevlp::sparse::Csr::from_parts(
-            rows,
-            cols,
-            csr.row_ptr().to_vec(),
-            csr.col_idx().to_vec(),
-            vals,
-        )
-        .unwrap();
-        loss_of(&GpuSparseLinear::new(&SparseMatrix::Csr(csr), dev).unwrap(), &x)
-    }, cfg)
+    check_gradient(
+        "csr dW",
+        &w64,
+        &dw,
+        |v| {
+            let vals: Vec<f32> = v.iter().map(|&a| a as f32).collect();
+            let csr = sparsevlp::sparse::Csr::from_parts(
+                rows,
+                cols,
+                csr.row_ptr().to_vec(),
+                csr.col_idx().to_vec(),
+                vals,
+            )
+            .unwrap();
+            loss_of(
+                &GpuSparseLinear::new(&SparseMatrix::Csr(csr), dev).unwrap(),
+                &x,
+            )
+        },
+        cfg,
+    )
     .unwrap_or_else(|e| panic!("{e}"));
 }
 

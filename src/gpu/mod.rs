@@ -6,11 +6,11 @@ mod buffer;
 mod context;
 pub mod cuda;
 pub mod dense;
-pub mod sparse;
 pub mod emu;
 pub mod emu_ffi;
 mod launch;
 pub mod modules;
+pub mod sparse;
 pub mod tensor_ops;
 
 pub use buffer::GpuBuffer;

@@ -138,7 +138,12 @@ impl GpuBsr {
     ) -> Result<()> {
         let cfg = LaunchConfig {
             grid: (
-                grid_dim(op, "x (token strips)", tokens.div_ceil(TOK), u32::MAX as usize)?,
+                grid_dim(
+                    op,
+                    "x (token strips)",
+                    tokens.div_ceil(TOK),
+                    u32::MAX as usize,
+                )?,
                 grid_dim(op, "y (block lines)", lines, 65_535)?,
                 1,
             ),

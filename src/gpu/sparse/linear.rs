@@ -125,7 +125,10 @@ impl GpuSparseLinear {
         let tokens = self.tokens("backward_input", "dy", dy, rows)?;
         let ctx = GpuContext::get(self.device)?;
         let dyb = self.operand(ctx, "backward_input", dy)?;
-        let mut dx = scratch(ctx, mul("backward_input", mul("backward_input", tokens, cols)?, 4)?)?;
+        let mut dx = scratch(
+            ctx,
+            mul("backward_input", mul("backward_input", tokens, cols)?, 4)?,
+        )?;
         match &self.weights {
             Weights::Bsr(b) => b.backward_input(ctx, &dyb, tokens, &mut dx)?,
             Weights::Csr(c) => c.backward_input(ctx, &dyb, tokens, &mut dx)?,

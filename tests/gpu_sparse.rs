@@ -10,7 +10,8 @@
 //! (NaN), so an unwritten element fails the NaN check. f32 paths (CSR) must be within
 //! 1e-5; bf16 paths (BSR, 2:4) within 1e-2 of the exact reference and 1e-5 of the
 //! reference on bf16-rounded inputs. On the emulator both thread schedules must give
-//! identical bits.
+//! identical bits. The backward passes of every format also pass a finite-difference
+//! gradient check (on inputs exact in bf16).
 
 mod common;
 
@@ -22,7 +23,7 @@ use sparsevlp::gpu::sparse::GpuSparseLinear;
 use sparsevlp::gpu::GpuContext;
 use sparsevlp::gradcheck::{check_gradient, GradCheckConfig};
 use sparsevlp::ops;
-use sparsevlp::sparse::{prune_2_4, Dense, SparseFormat, SparseMatrix};
+use sparsevlp::sparse::{prune_2_4, Bsr, Csr, Dense, Nm24, SparseFormat, SparseMatrix};
 use sparsevlp::{DType, Device, Error, Result, Tensor};
 
 /// The sparsities every format is tested at.
@@ -283,75 +284,114 @@ fn csr_subwarp_widths_match_cpu() {
     assert_eq!(subwarp_width(130, 3.0), 8, "short rows narrow the subwarp");
 }
 
-/// Finite differences of `loss = Σ Y ∘ R` through the emulator's CSR path (f32) against
-/// `backward_input` and `weight_grad`. The loss is linear in X and in W, so central
-/// differences are exact up to f32 rounding, which sets the tolerance.
-#[test]
-fn csr_gradients_match_finite_differences() {
-    let (rows, cols, tokens) = (7, 9, 5);
-    let m = random_matrix(SparseFormat::Csr, rows, cols, 0.5, 600);
-    let SparseMatrix::Csr(csr) = &m else {
-        unreachable!()
-    };
-    let x = randn(tokens * cols, 1.0, 601);
-    let r = randn(tokens * rows, 1.0, 602);
-    let dev = Device::Emu;
-    let loss_of = |layer: &GpuSparseLinear, x: &[f32]| -> f64 {
-        let y = layer
-            .forward(&on(dev, x, &[tokens, cols], DType::F32).unwrap())
-            .unwrap();
-        y.to_vec_f32()
-            .iter()
-            .zip(&r)
-            .map(|(&a, &b)| a as f64 * b as f64)
-            .sum()
-    };
-    let layer = GpuSparseLinear::new(&m, dev).unwrap();
-    let rg = on(dev, &r, &[tokens, rows], DType::F32).unwrap();
-    let xg = on(dev, &x, &[tokens, cols], DType::F32).unwrap();
-    let dx = layer.backward_input(&rg).unwrap().to_vec_f64();
-    let dw = layer.weight_grad(&xg, &rg).unwrap().to_vec_f64();
-    let cfg = GradCheckConfig {
-        eps: 0.05,
-        rtol: 1e-3,
-        atol: 1e-4,
-        max_entries: 0,
-    };
-    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    check_gradient(
-        "csr dX",
-        &x64,
-        &dx,
-        |v| {
-            let xs: Vec<f32> = v.iter().map(|&a| a as f32).collect();
-            loss_of(&layer, &xs)
-        },
-        cfg,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let w64: Vec<f64> = csr.values().iter().map(|&v| v as f64).collect();
-    check_gradient(
-        "csr dW",
-        &w64,
-        &dw,
-        |v| {
-            let vals: Vec<f32> = v.iter().map(|&a| a as f32).collect();
-            let csr = sparsevlp::sparse::Csr::from_parts(
+/// Multiples of 1/8 (|v| ≤ 4.125 stays exact in bf16, and so do their ± 1/8 steps).
+fn eighths(v: &[f32]) -> Vec<f32> {
+    v.iter()
+        .map(|&x| (x * 8.0).round().clamp(-32.0, 32.0) / 8.0)
+        .collect()
+}
+
+/// `m` with its stored values replaced by `values` (same pattern, storage order).
+fn with_values(m: &SparseMatrix, values: Vec<f32>) -> SparseMatrix {
+    let [rows, cols] = m.shape();
+    match m {
+        SparseMatrix::Csr(c) => SparseMatrix::Csr(
+            Csr::from_parts(
                 rows,
                 cols,
-                csr.row_ptr().to_vec(),
-                csr.col_idx().to_vec(),
-                vals,
+                c.row_ptr().to_vec(),
+                c.col_idx().to_vec(),
+                values,
             )
-            .unwrap();
-            loss_of(
-                &GpuSparseLinear::new(&SparseMatrix::Csr(csr), dev).unwrap(),
-                &x,
+            .unwrap(),
+        ),
+        SparseMatrix::Bsr(b) => SparseMatrix::Bsr(
+            Bsr::from_parts(
+                rows,
+                cols,
+                b.block(),
+                b.block_row_ptr().to_vec(),
+                b.block_col_idx().to_vec(),
+                values,
             )
-        },
-        cfg,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap(),
+        ),
+        SparseMatrix::NM(n) => {
+            SparseMatrix::NM(Nm24::from_parts(rows, cols, values, n.indices().to_vec()).unwrap())
+        }
+        _ => unreachable!("only sparse formats are tested"),
+    }
+}
+
+/// The stored values of `m` in storage order.
+fn stored_values(m: &SparseMatrix) -> Vec<f32> {
+    match m {
+        SparseMatrix::Csr(c) => c.values().to_vec(),
+        SparseMatrix::Bsr(b) => b.values().to_vec(),
+        SparseMatrix::NM(n) => n.values().to_vec(),
+        _ => unreachable!("only sparse formats are tested"),
+    }
+}
+
+/// Finite differences of `loss = Σ Y ∘ R` through the emulator against `backward_input`
+/// and `weight_grad`, for every format. X, W and R are multiples of 1/8 and the step is
+/// 1/8, so every input, perturbed or not, is exact in bf16 and every product and sum is
+/// exact in f32: the loss is linear in X and in W, central differences are exact, and the
+/// tolerance is tight. Shapes are multiples of the block size (no padding to perturb).
+#[test]
+fn gradients_match_finite_differences() {
+    let (rows, cols, tokens) = (64, 64, 5);
+    let dev = Device::Emu;
+    let cfg = GradCheckConfig {
+        eps: 0.125,
+        rtol: 1e-6,
+        atol: 1e-6,
+        max_entries: 48,
+    };
+    let formats = [
+        SparseFormat::Csr,
+        SparseFormat::Bsr(16),
+        SparseFormat::Bsr(32),
+        SparseFormat::Nm24,
+    ];
+    for (k, format) in formats.into_iter().enumerate() {
+        let seed = 600 + 10 * k as u64;
+        let m0 = random_matrix(format, rows, cols, 0.5, seed);
+        let m = with_values(&m0, eighths(&stored_values(&m0)));
+        let x = eighths(&randn(tokens * cols, 1.5, seed + 1));
+        let r = eighths(&randn(tokens * rows, 1.5, seed + 2));
+        let loss_of = |layer: &GpuSparseLinear, x: &[f32]| -> f64 {
+            let xg = on(dev, x, &[tokens, cols], DType::F32).unwrap();
+            let y = layer.forward(&xg).unwrap().to_vec_f32();
+            y.iter().zip(&r).map(|(&a, &b)| a as f64 * b as f64).sum()
+        };
+        let layer = GpuSparseLinear::new(&m, dev).unwrap();
+        let rg = on(dev, &r, &[tokens, rows], DType::F32).unwrap();
+        let xg = on(dev, &x, &[tokens, cols], DType::F32).unwrap();
+        let dx = layer.backward_input(&rg).unwrap().to_vec_f64();
+        let dw = layer.weight_grad(&xg, &rg).unwrap().to_vec_f64();
+        let widen = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+        let narrow = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        check_gradient(
+            &format!("{format} dX"),
+            &widen(&x),
+            &dx,
+            |v| loss_of(&layer, &narrow(v)),
+            cfg,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        check_gradient(
+            &format!("{format} dW"),
+            &widen(&stored_values(&m)),
+            &dw,
+            |v| {
+                let layer = GpuSparseLinear::new(&with_values(&m, narrow(v)), dev).unwrap();
+                loss_of(&layer, &x)
+            },
+            cfg,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
 }
 
 /// The error message of `r`, which must be an error.

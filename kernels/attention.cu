@@ -510,20 +510,9 @@ static __device__ __forceinline__ void attn_tc_load(unsigned short* tile,
   constexpr int VPR = DMAX / 8;  // 8-element vectors per row
   for (int idx = threadIdx.x; idx < ROWS * VPR; idx += NT) {
     const int r = idx / VPR, c = (idx % VPR) * 8, row = row0 + r;
-    uint4 val = make_uint4(0u, 0u, 0u, 0u);
-    if (row < T) {
-      const unsigned short* p = src + attn_row(b, row, T, h, H, D) + c;
-      if (vec && c + 7 < D) {
-        val = *reinterpret_cast<const uint4*>(p);
-      } else {
-        unsigned e[8];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) e[j] = c + j < D ? (unsigned)p[j] : 0u;
-        val = make_uint4(e[0] | (e[1] << 16), e[2] | (e[3] << 16), e[4] | (e[5] << 16),
-                         e[6] | (e[7] << 16));
-      }
-    }
-    *reinterpret_cast<uint4*>(tile + r * LD + c) = val;
+    *reinterpret_cast<uint4*>(tile + r * LD + c) =
+        row < T ? svlp_load8_u16(src + attn_row(b, row, T, h, H, D) + c, D - c, vec)
+                : make_uint4(0u, 0u, 0u, 0u);
   }
 }
 

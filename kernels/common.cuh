@@ -145,6 +145,20 @@ static __device__ __forceinline__ bool svlp_aligned16(const void* p) {
   return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0;
 }
 
+// Eight consecutive 16-bit elements p[0..8) packed into a uint4, of which only the first
+// `valid` (0..8) are read (the rest are zero). One 16-byte load when `vec` (p 16-byte
+// aligned) and all eight are valid; 2-byte loads otherwise. Used to stage bf16/f16 tiles
+// with ragged edges.
+static __device__ __forceinline__ uint4 svlp_load8_u16(const unsigned short* p, int valid,
+                                                       bool vec) {
+  if (vec && valid >= 8) return *reinterpret_cast<const uint4*>(p);
+  unsigned e[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) e[j] = j < valid ? (unsigned)p[j] : 0u;
+  return make_uint4(e[0] | (e[1] << 16), e[2] | (e[3] << 16), e[4] | (e[5] << 16),
+                    e[6] | (e[7] << 16));
+}
+
 // ---------------------------------------------------------------------------------------
 // GELU, exact erf form, as src/ops/elementwise.rs: ½·x·(1 + erf(x/√2)) and its derivative
 // Φ(x) + x·φ(x).

@@ -68,22 +68,8 @@ static __device__ __forceinline__ GemmTcRegs gemm_tc_load(const unsigned short* 
   for (int i = 0; i < LOADS; ++i) {
     const int idx = threadIdx.x + i * THREADS;
     const int r = r0 + idx / VPR, c = c0 + (idx % VPR) * VEC;
-    uint4 v = make_uint4(0u, 0u, 0u, 0u);
-    if (r < rows) {
-      const unsigned short* src = p + (size_t)r * ld + c;
-      if (vec && c + VEC - 1 < cols) {
-        v = *reinterpret_cast<const uint4*>(src);
-      } else {
-        unsigned e[VEC];
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) e[j] = (c + j < cols) ? (unsigned)src[j] : 0u;
-        v.x = e[0] | (e[1] << 16);
-        v.y = e[2] | (e[3] << 16);
-        v.z = e[4] | (e[5] << 16);
-        v.w = e[6] | (e[7] << 16);
-      }
-    }
-    out.v[i] = v;
+    out.v[i] = r < rows ? svlp_load8_u16(p + (size_t)r * ld + c, cols - c, vec)
+                        : make_uint4(0u, 0u, 0u, 0u);
   }
   return out;
 }

@@ -10,6 +10,7 @@ pub mod emu;
 pub mod emu_ffi;
 mod launch;
 pub mod modules;
+pub mod sparse;
 pub mod tensor_ops;
 
 pub use buffer::GpuBuffer;

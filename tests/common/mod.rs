@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod gpu;
+
 use sparsevlp::gradcheck::{check_gradient, dot, GradCheckConfig};
 use sparsevlp::nn::{Mode, Module};
 use sparsevlp::{DType, Tensor};

@@ -157,7 +157,7 @@ fn products_match_the_reference_for_every_format_shape_sparsity_and_level() {
                 }
                 for w in &weights {
                     for level in levels() {
-                        for tokens in [1, 5, 13, 64] {
+                        for tokens in [1, 5, 13, 20, 64] {
                             check_products(w, tokens, level, &format!("{shape:?} s={sparsity}"));
                         }
                     }

@@ -307,7 +307,7 @@ fn wrong_lengths_are_errors_naming_the_argument() {
     let err = lin.forward(&x, 3, &mut y[..17]).unwrap_err().to_string();
     assert!(err.contains("y has 17 elements"), "{err}");
     let err = lin
-        .backward_input(&y, 3, &mut vec![0f32; 31])
+        .backward_input(&y, 3, &mut [0f32; 31])
         .unwrap_err()
         .to_string();
     assert!(err.contains("dx has 31 elements"), "{err}");

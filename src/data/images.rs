@@ -70,7 +70,7 @@ impl ImageConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.patch == 0 || self.size == 0 || self.size % self.patch != 0 {
+        if self.patch == 0 || self.size == 0 || !self.size.is_multiple_of(self.patch) {
             return Err(Error::invalid(format!(
                 "image size {} must be a positive multiple of the patch size {}",
                 self.size, self.patch

@@ -242,7 +242,7 @@ impl ModelConfig {
         if let Some((field, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(Error::invalid(format!("{field} must be positive")));
         }
-        if self.hidden % self.heads != 0 {
+        if !self.hidden.is_multiple_of(self.heads) {
             return Err(Error::invalid(format!(
                 "hidden {} is not divisible by heads {}",
                 self.hidden, self.heads

@@ -105,7 +105,7 @@ pub(crate) fn softmax_backward_rows_in_place<T: Float>(y: &[T], dy_then_dx: &mut
 /// `x` (`rows` rows of `n`).
 fn rows_per_mask_row(op: &str, x: &Tensor, mask: &Tensor, rows: usize, n: usize) -> Result<usize> {
     let fits = match mask.dims() {
-        &[g, m] => g > 0 && m == n && rows % g == 0,
+        &[g, m] => g > 0 && m == n && rows.is_multiple_of(g),
         _ => false,
     };
     if !fits {

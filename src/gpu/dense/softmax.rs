@@ -30,7 +30,7 @@ pub fn softmax_forward(
     let total = check_rows(OP, rows, n, &[("x", x), ("y", y)])?;
     let (mask_buf, per) = match mask {
         Some((m, g)) => {
-            if g == 0 || rows % g != 0 {
+            if g == 0 || !rows.is_multiple_of(g) {
                 return Err(Error::shape(
                     OP,
                     format!("mask must have g > 0 rows dividing the {rows} rows, found g = {g}"),

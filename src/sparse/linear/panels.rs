@@ -120,8 +120,9 @@ impl Panels {
         if !transpose {
             let mut p = Builder::new(rows, cols, b);
             for bi in 0..brows {
-                for k in ptr[bi] as usize..ptr[bi + 1] as usize {
-                    let col = idx[k] as usize * b;
+                let (first, end) = (ptr[bi] as usize, ptr[bi + 1] as usize);
+                for (k, &bj) in (first..end).zip(&idx[first..end]) {
+                    let col = bj as usize * b;
                     p.segment(col, b.min(cols - col), |kk, i| block(k)[i * b + kk]);
                 }
                 p.end_strip();
@@ -238,13 +239,13 @@ impl Panels {
         for (t, acc_t) in acc.iter().enumerate().take(tokens - tile * NT) {
             let dst = out.at((tile * NT + t) * self.out + r0);
             if valid == self.width {
-                for v in 0..NV {
-                    S::store(dst.add(v * S::LANES), acc_t[v]);
+                for (v, a) in acc_t.iter().enumerate() {
+                    S::store(dst.add(v * S::LANES), *a);
                 }
             } else {
                 let mut row = [0f32; 64];
-                for v in 0..NV {
-                    S::store(row.as_mut_ptr().add(v * S::LANES), acc_t[v]);
+                for (v, a) in acc_t.iter().enumerate() {
+                    S::store(row.as_mut_ptr().add(v * S::LANES), *a);
                 }
                 std::ptr::copy_nonoverlapping(row.as_ptr(), dst, valid);
             }

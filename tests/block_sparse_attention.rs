@@ -120,14 +120,20 @@ fn random_density_is_exact_to_the_block() {
                 continue;
             }
             let l = BlockLayout::random_density(g, density, 5).unwrap();
-            assert_eq!(l.active_blocks(), want, "block {block} t {t} density {density}");
+            assert_eq!(
+                l.active_blocks(),
+                want,
+                "block {block} t {t} density {density}"
+            );
             assert_diagonal_kept(&l);
             assert_sorted_rows(&l);
         }
     }
     let g = grid(64, 1024, 1024);
     for bad in [0.01, 1.5, f64::NAN, -0.2] {
-        let err = BlockLayout::random_density(g, bad, 1).unwrap_err().to_string();
+        let err = BlockLayout::random_density(g, bad, 1)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("density"), "{err}");
     }
 }
@@ -155,14 +161,20 @@ fn modality_layout_is_exact_at_the_element_level() {
             for i in 0..t {
                 for j in 0..t {
                     let want = allowed.allows(i < text_len, j < text_len);
-                    assert_eq!(mask[i * t + j], want, "{text_len}+{image_len} {allowed:?} ({i},{j})");
+                    assert_eq!(
+                        mask[i * t + j],
+                        want,
+                        "{text_len}+{image_len} {allowed:?} ({i},{j})"
+                    );
                 }
             }
             // A block is active only if it holds an allowed pair.
             let g = l.grid();
             for qb in 0..g.q_blocks() {
                 for &kb in l.key_blocks(qb) {
-                    let any = g.q_range(qb).any(|i| g.k_range(kb).any(|j| mask[i * t + j]));
+                    let any = g
+                        .q_range(qb)
+                        .any(|i| g.k_range(kb).any(|j| mask[i * t + j]));
                     assert!(any, "block ({qb},{kb}) is active but empty");
                 }
             }
@@ -197,7 +209,11 @@ fn union_is_the_elementwise_or() {
         },
     )
     .unwrap();
-    for other in [BlockLayout::local(g, 0), BlockLayout::random(g, 1, 4), modality.clone()] {
+    for other in [
+        BlockLayout::local(g, 0),
+        BlockLayout::random(g, 1, 4),
+        modality.clone(),
+    ] {
         let u = modality.union(&other).unwrap();
         let want: Vec<bool> = modality
             .to_dense_mask()
@@ -218,7 +234,10 @@ fn union_is_the_elementwise_or() {
 
 #[test]
 fn grid_rejects_bad_parameters() {
-    assert!(BlockGrid::new(0, 8, 8).unwrap_err().to_string().contains("block size"));
+    assert!(BlockGrid::new(0, 8, 8)
+        .unwrap_err()
+        .to_string()
+        .contains("block size"));
     assert!(BlockGrid::new(4, 0, 8).is_err());
     assert!(BlockGrid::new(4, 8, 0).is_err());
     let g = grid(32, 70, 33);
@@ -247,10 +266,19 @@ fn naive(
     let tk = k.dims()[1];
     let d = hd / heads;
     let scale = 1.0 / (d as f64).sqrt();
-    let (qv, kv, vv, dov) = (q.to_vec_f64(), k.to_vec_f64(), v.to_vec_f64(), dout.to_vec_f64());
+    let (qv, kv, vv, dov) = (
+        q.to_vec_f64(),
+        k.to_vec_f64(),
+        v.to_vec_f64(),
+        dout.to_vec_f64(),
+    );
     let km = key_mask.map(|m| m.to_vec_f64());
     let mut out = vec![0.0; b * tq * hd];
-    let (mut dq, mut dk, mut dv) = (vec![0.0; qv.len()], vec![0.0; kv.len()], vec![0.0; vv.len()]);
+    let (mut dq, mut dk, mut dv) = (
+        vec![0.0; qv.len()],
+        vec![0.0; kv.len()],
+        vec![0.0; vv.len()],
+    );
     let qi = |bi: usize, i: usize, h: usize| (bi * tq + i) * hd + h * d;
     let kj = |bi: usize, j: usize, h: usize| (bi * tk + j) * hd + h * d;
     for bi in 0..b {
@@ -263,7 +291,9 @@ fn naive(
                 let s: Vec<f64> = keys
                     .iter()
                     .map(|&j| {
-                        let dot: f64 = (0..d).map(|c| qv[qi(bi, i, h) + c] * kv[kj(bi, j, h) + c]).sum();
+                        let dot: f64 = (0..d)
+                            .map(|c| qv[qi(bi, i, h) + c] * kv[kj(bi, j, h) + c])
+                            .sum();
                         dot * scale + km.as_ref().map_or(0.0, |m| m[bi * tk + j])
                     })
                     .collect();
@@ -272,7 +302,11 @@ fn naive(
                 let p: Vec<f64> = s.iter().map(|x| (x - mx).exp() / z).collect();
                 let dp: Vec<f64> = keys
                     .iter()
-                    .map(|&j| (0..d).map(|c| dov[qi(bi, i, h) + c] * vv[kj(bi, j, h) + c]).sum())
+                    .map(|&j| {
+                        (0..d)
+                            .map(|c| dov[qi(bi, i, h) + c] * vv[kj(bi, j, h) + c])
+                            .sum()
+                    })
                     .collect();
                 let delta: f64 = p.iter().zip(&dp).map(|(a, b)| a * b).sum();
                 for (n, &j) in keys.iter().enumerate() {
@@ -346,7 +380,16 @@ fn layout(kind: Kind, g: BlockGrid) -> BlockLayout {
 }
 
 /// (batch, tq, tk, heads, head dim, block, layout, padded keys per batch)
-type Case = (usize, usize, usize, usize, usize, usize, Kind, &'static [usize]);
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    Kind,
+    &'static [usize],
+);
 const CASES: &[Case] = &[
     (1, 70, 70, 2, 8, 32, Kind::Random(1), &[0]),
     (2, 70, 70, 3, 4, 32, Kind::Local(0), &[0, 5]),
@@ -362,7 +405,11 @@ const CASES: &[Case] = &[
 fn forward_and_backward_match_the_naive_reference() {
     for (n, &(b, tq, tk, h, d, block, kind, pad)) in CASES.iter().enumerate() {
         let seed = 100 * n as u64;
-        let (q, k, v) = (randn(&[b, tq, h * d], seed), randn(&[b, tk, h * d], seed + 1), randn(&[b, tk, h * d], seed + 2));
+        let (q, k, v) = (
+            randn(&[b, tq, h * d], seed),
+            randn(&[b, tk, h * d], seed + 1),
+            randn(&[b, tk, h * d], seed + 2),
+        );
         let mask = padding_mask(tk, pad);
         let l = layout(kind, grid(block, tq, tk));
         let dout = randn(&[b, tq, h * d], seed + 3);
@@ -372,7 +419,11 @@ fn forward_and_backward_match_the_naive_reference() {
         let e = rel_err(&out.to_vec_f64(), &want.out);
         assert!(e < 1e-12, "{name}: forward relative error {e}");
         let grads = block_sparse_attention_backward(&q, &k, &v, &saved, &dout).unwrap();
-        for (label, got, want) in [("dQ", grads.0, &want.grads[0]), ("dK", grads.1, &want.grads[1]), ("dV", grads.2, &want.grads[2])] {
+        for (label, got, want) in [
+            ("dQ", grads.0, &want.grads[0]),
+            ("dK", grads.1, &want.grads[1]),
+            ("dV", grads.2, &want.grads[2]),
+        ] {
             let e = rel_err(&got.to_vec_f64(), want);
             assert!(e < 1e-12, "{name}: {label} relative error {e}");
         }
@@ -382,7 +433,11 @@ fn forward_and_backward_match_the_naive_reference() {
 #[test]
 fn rows_without_keys_give_zero_output_and_gradients() {
     let (b, t, h, d, text) = (2, 30, 2, 4, 11);
-    let (q, k, v) = (randn(&[b, t, h * d], 1), randn(&[b, t, h * d], 2), randn(&[b, t, h * d], 3));
+    let (q, k, v) = (
+        randn(&[b, t, h * d], 1),
+        randn(&[b, t, h * d], 2),
+        randn(&[b, t, h * d], 3),
+    );
     let l = layout(Kind::ModalityEmptyText(text), grid(8, t, t));
     let (out, saved) = block_sparse_attention(&q, &k, &v, h, &l, None).unwrap();
     let dout = randn(out.dims(), 4);
@@ -392,7 +447,11 @@ fn rows_without_keys_give_zero_output_and_gradients() {
         for i in 0..t {
             let row = (bi * t + i) * h * d..(bi * t + i + 1) * h * d;
             let text_row = i < text;
-            assert_eq!(o[row.clone()].iter().all(|&x| x == 0.0), text_row, "out row {i}");
+            assert_eq!(
+                o[row.clone()].iter().all(|&x| x == 0.0),
+                text_row,
+                "out row {i}"
+            );
             assert_eq!(g[row].iter().all(|&x| x == 0.0), text_row, "dq row {i}");
         }
     }
@@ -402,13 +461,18 @@ fn rows_without_keys_give_zero_output_and_gradients() {
 #[test]
 fn dense_layout_equals_dense_attention() {
     for (b, t, h, d, block, pad) in [(2, 70, 2, 8, 32, [0, 9]), (2, 33, 3, 4, 8, [32, 1])] {
-        let (q, k, v) = (randn(&[b, t, h * d], 5), randn(&[b, t, h * d], 6), randn(&[b, t, h * d], 7));
+        let (q, k, v) = (
+            randn(&[b, t, h * d], 5),
+            randn(&[b, t, h * d], 6),
+            randn(&[b, t, h * d], 7),
+        );
         let mask = padding_mask(t, &pad);
         let l = BlockLayout::dense(grid(block, t, t));
         for dtype in [DType::F64, DType::F32] {
             let c = |x: &Tensor| x.to_dtype(dtype);
             let (want, _) = attention(&c(&q), &c(&k), &c(&v), h, Some(&c(&mask)), None).unwrap();
-            let (got, _) = block_sparse_attention(&c(&q), &c(&k), &c(&v), h, &l, Some(&c(&mask))).unwrap();
+            let (got, _) =
+                block_sparse_attention(&c(&q), &c(&k), &c(&v), h, &l, Some(&c(&mask))).unwrap();
             let e = rel_err(&got.to_vec_f64(), &want.to_vec_f64());
             let tol = if dtype == DType::F64 { 1e-13 } else { 1e-5 };
             assert!(e < tol, "{dtype:?} b={b} t={t}: relative error {e}");
@@ -420,21 +484,41 @@ fn dense_layout_equals_dense_attention() {
 fn f32_agrees_with_f64() {
     // Head dims and block sizes that exercise full and ragged register tiles of the f32
     // kernels (16, 40 and 64 columns; rows not a multiple of the row group).
-    for (b, t, h, d, block, text) in [(2, 100, 4, 16, 32, 37), (1, 150, 2, 40, 64, 70), (2, 77, 3, 64, 16, 20)] {
-        let (q, k, v) = (randn(&[b, t, h * d], 8), randn(&[b, t, h * d], 9), randn(&[b, t, h * d], 10));
+    for (b, t, h, d, block, text) in [
+        (2, 100, 4, 16, 32, 37),
+        (1, 150, 2, 40, 64, 70),
+        (2, 77, 3, 64, 16, 20),
+    ] {
+        let (q, k, v) = (
+            randn(&[b, t, h * d], 8),
+            randn(&[b, t, h * d], 9),
+            randn(&[b, t, h * d], 10),
+        );
         let mask = padding_mask(t, &[0, 17][..b]);
         let g = grid(block, t, t);
-        let l = layout(Kind::Modality(text), g).union(&BlockLayout::random(g, 1, 3)).unwrap();
+        let l = layout(Kind::Modality(text), g)
+            .union(&BlockLayout::random(g, 1, 3))
+            .unwrap();
         let (want, saved64) = block_sparse_attention(&q, &k, &v, h, &l, Some(&mask)).unwrap();
         let dout = randn(want.dims(), 11);
         let want_g = block_sparse_attention_backward(&q, &k, &v, &saved64, &dout).unwrap();
         let f = |x: &Tensor| x.to_dtype(DType::F32);
-        let (got, saved) = block_sparse_attention(&f(&q), &f(&k), &f(&v), h, &l, Some(&f(&mask))).unwrap();
-        let got_g = block_sparse_attention_backward(&f(&q), &f(&k), &f(&v), &saved, &f(&dout)).unwrap();
-        let pairs = [(got, want), (got_g.0, want_g.0), (got_g.1, want_g.1), (got_g.2, want_g.2)];
+        let (got, saved) =
+            block_sparse_attention(&f(&q), &f(&k), &f(&v), h, &l, Some(&f(&mask))).unwrap();
+        let got_g =
+            block_sparse_attention_backward(&f(&q), &f(&k), &f(&v), &saved, &f(&dout)).unwrap();
+        let pairs = [
+            (got, want),
+            (got_g.0, want_g.0),
+            (got_g.1, want_g.1),
+            (got_g.2, want_g.2),
+        ];
         for (i, (g, w)) in pairs.iter().enumerate() {
             let e = rel_err(&g.to_vec_f64(), &w.to_vec_f64());
-            assert!(e < 1e-5, "t={t} d={d} block={block} tensor {i}: relative error {e}");
+            assert!(
+                e < 1e-5,
+                "t={t} d={d} block={block} tensor {i}: relative error {e}"
+            );
         }
     }
 }
@@ -448,19 +532,46 @@ fn backward_matches_finite_differences() {
         (1, 9, 9, 1, 3, 4, Kind::ModalityEmptyText(3), &[0]),
     ];
     for &(b, tq, tk, h, d, block, kind, pad) in cases {
-        let (q, k, v) = (randn(&[b, tq, h * d], 41), randn(&[b, tk, h * d], 42), randn(&[b, tk, h * d], 43));
+        let (q, k, v) = (
+            randn(&[b, tq, h * d], 41),
+            randn(&[b, tk, h * d], 42),
+            randn(&[b, tk, h * d], 43),
+        );
         let mask = padding_mask(tk, pad);
         let l = layout(kind, grid(block, tq, tk));
-        let run = |q: &Tensor, k: &Tensor, v: &Tensor| block_sparse_attention(q, k, v, h, &l, Some(&mask)).unwrap();
+        let run = |q: &Tensor, k: &Tensor, v: &Tensor| {
+            block_sparse_attention(q, k, v, h, &l, Some(&mask)).unwrap()
+        };
         let (out, saved) = run(&q, &k, &v);
         let r = randn(out.dims(), 44);
         let (dq, dk, dv) = block_sparse_attention_backward(&q, &k, &v, &saved, &r).unwrap();
         let name = format!("b={b} tq={tq} tk={tk} h={h} d={d} block={block} {kind:?}");
         let cfg = GradCheckConfig::default();
         let loss = |o: Tensor| project1(&o, &r);
-        check_gradient(&format!("{name} dQ"), &q.to_vec_f64(), &dq.to_vec_f64(), |x| loss(run(&with_values(&q, x), &k, &v).0), cfg).unwrap();
-        check_gradient(&format!("{name} dK"), &k.to_vec_f64(), &dk.to_vec_f64(), |x| loss(run(&q, &with_values(&k, x), &v).0), cfg).unwrap();
-        check_gradient(&format!("{name} dV"), &v.to_vec_f64(), &dv.to_vec_f64(), |x| loss(run(&q, &k, &with_values(&v, x)).0), cfg).unwrap();
+        check_gradient(
+            &format!("{name} dQ"),
+            &q.to_vec_f64(),
+            &dq.to_vec_f64(),
+            |x| loss(run(&with_values(&q, x), &k, &v).0),
+            cfg,
+        )
+        .unwrap();
+        check_gradient(
+            &format!("{name} dK"),
+            &k.to_vec_f64(),
+            &dk.to_vec_f64(),
+            |x| loss(run(&q, &with_values(&k, x), &v).0),
+            cfg,
+        )
+        .unwrap();
+        check_gradient(
+            &format!("{name} dV"),
+            &v.to_vec_f64(),
+            &dv.to_vec_f64(),
+            |x| loss(run(&q, &k, &with_values(&v, x)).0),
+            cfg,
+        )
+        .unwrap();
     }
 }
 
@@ -468,19 +579,29 @@ fn backward_matches_finite_differences() {
 fn ops_reject_bad_inputs() {
     let q = randn(&[2, 10, 8], 1);
     let l = BlockLayout::dense(grid(4, 10, 10));
-    let err = block_sparse_attention(&q, &q, &q, 3, &l, None).unwrap_err().to_string();
+    let err = block_sparse_attention(&q, &q, &q, 3, &l, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("divisible"), "{err}");
     let other = BlockLayout::dense(grid(4, 10, 12));
-    let err = block_sparse_attention(&q, &q, &q, 2, &other, None).unwrap_err().to_string();
+    let err = block_sparse_attention(&q, &q, &q, 2, &other, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("layout covers 10 x 12"), "{err}");
     let bad_mask = randn(&[2, 9], 2);
-    let err = block_sparse_attention(&q, &q, &q, 2, &l, Some(&bad_mask)).unwrap_err().to_string();
+    let err = block_sparse_attention(&q, &q, &q, 2, &l, Some(&bad_mask))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("key mask"), "{err}");
     let bf = q.to_dtype(DType::BF16);
     assert!(block_sparse_attention(&bf, &bf, &bf, 2, &l, None).is_err());
     let (out, saved) = block_sparse_attention(&q, &q, &q, 2, &l, None).unwrap();
     let short = randn(&[2, 9, 8], 3);
-    let err = block_sparse_attention_backward(&q, &q, &q, &saved, &short).unwrap_err().to_string();
+    let err = block_sparse_attention_backward(&q, &q, &q, &saved, &short)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("dOut"), "{err}");
-    assert!(block_sparse_attention_backward(&q, &q, &q, &saved, &out.to_dtype(DType::F32)).is_err());
+    assert!(
+        block_sparse_attention_backward(&q, &q, &q, &saved, &out.to_dtype(DType::F32)).is_err()
+    );
 }

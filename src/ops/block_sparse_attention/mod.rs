@@ -86,7 +86,13 @@ impl<'a, T: Float> Operands<'a, T> {
 
     /// Rows `rows` of head `h` of batch `b` in a `[B, t, H·D]` activation `x`, as a tile
     /// operand.
-    fn rows_operand(&self, x: &'a [T], (b, h): (usize, usize), t: usize, rows: &Range<usize>) -> Operand<'a, T> {
+    fn rows_operand(
+        &self,
+        x: &'a [T],
+        (b, h): (usize, usize),
+        t: usize,
+        rows: &Range<usize>,
+    ) -> Operand<'a, T> {
         let view = self.head_rows(b, h, t, rows);
         Operand {
             data: &x[view.offset..],
@@ -99,7 +105,14 @@ impl<'a, T: Float> Operands<'a, T> {
         let Dims { tk, d, .. } = self.dims;
         let mut t = vec![T::ZERO; d * tk];
         let src = self.rows_operand(x, (b, h), tk, &(0..tk));
-        transpose(src, (tk, d), Target { data: &mut t, ld: tk });
+        transpose(
+            src,
+            (tk, d),
+            Target {
+                data: &mut t,
+                ld: tk,
+            },
+        );
         t
     }
 
@@ -117,7 +130,10 @@ impl<'a, T: Float> Operands<'a, T> {
     ) {
         let Dims { tq, tk, d, .. } = self.dims;
         let qo = self.rows_operand(self.q, (b, h), tq, rows);
-        let ko = Operand { data: &kt[keys.start..], ld: tk };
+        let ko = Operand {
+            data: &kt[keys.start..],
+            ld: tk,
+        };
         tile_matmul(tile, keys.len(), qo, ko, (rows.len(), d, keys.len()), false);
         logits(tile, keys.len(), self.tile_mask(b, entry, keys));
     }
@@ -227,7 +243,10 @@ fn forward_head<T: Float>(ops: &Operands<'_, T>, bh: (usize, usize), ctx: &mut [
             let t = &mut tile[..rows.len() * keys.len()];
             ops.tile_logits(t, &kt, bh, &rows, &keys, layout.first_entry(qb) + i);
             state.absorb(t, keys.len(), out, d);
-            let po = Operand { data: &*t, ld: keys.len() };
+            let po = Operand {
+                data: &*t,
+                ld: keys.len(),
+            };
             let vo = ops.rows_operand(ops.v, bh, ops.dims.tk, &keys);
             tile_matmul(out, d, po, vo, (rows.len(), keys.len(), d), true);
         }
@@ -249,8 +268,12 @@ pub fn block_sparse_attention_backward(
     let dims = check_all(q, k, v, saved.heads, layout, key_mask, OP)?;
     let Dims { b, tq, tk, h, d } = dims;
     dout.expect_shape(q.dims(), &format!("{OP} (dOut)"))?;
-    saved.out.expect_shape(q.dims(), &format!("{OP} (saved output)"))?;
-    saved.lse.expect_shape(&[b, h, tq], &format!("{OP} (saved log-sum-exp)"))?;
+    saved
+        .out
+        .expect_shape(q.dims(), &format!("{OP} (saved output)"))?;
+    saved
+        .lse
+        .expect_shape(&[b, h, tq], &format!("{OP} (saved log-sum-exp)"))?;
     q.expect_same_dtype(dout, OP)?;
     q.expect_same_dtype(&saved.out, OP)?;
     q.expect_same_dtype(&saved.lse, OP)?;
@@ -307,12 +330,24 @@ fn backward_head<T: Float>(
     (b, h): (usize, usize),
     [dq, dk, dv]: [&mut [T]; 3],
 ) {
-    let (layout, Dims { tq, tk, h: heads, d, .. }) = (ops.layout, ops.dims);
+    let (
+        layout,
+        Dims {
+            tq,
+            tk,
+            h: heads,
+            d,
+            ..
+        },
+    ) = (ops.layout, ops.dims);
     let (grid, block, hd) = (layout.grid(), layout.block(), ops.dims.hd());
     let tile = || vec![T::ZERO; block * block];
     let (mut p, mut pt, mut ds, mut dst) = (tile(), tile(), tile(), tile());
     let mut delta = vec![T::ZERO; block];
-    let (kt, vt) = (ops.transposed_head(ops.k, (b, h)), ops.transposed_head(ops.v, (b, h)));
+    let (kt, vt) = (
+        ops.transposed_head(ops.k, (b, h)),
+        ops.transposed_head(ops.v, (b, h)),
+    );
     for qb in 0..grid.q_blocks() {
         let rows = grid.q_range(qb);
         let bq = rows.len();
@@ -326,23 +361,60 @@ fn backward_head<T: Float>(
         for (i, &kb) in layout.key_blocks(qb).iter().enumerate() {
             let keys = grid.k_range(kb);
             let bk = keys.len();
-            let (p, pt, ds, dst) = (&mut p[..bq * bk], &mut pt[..bq * bk], &mut ds[..bq * bk], &mut dst[..bq * bk]);
+            let (p, pt, ds, dst) = (
+                &mut p[..bq * bk],
+                &mut pt[..bq * bk],
+                &mut ds[..bq * bk],
+                &mut dst[..bq * bk],
+            );
             ops.tile_logits(p, &kt, (b, h), &rows, &keys, layout.first_entry(qb) + i);
             probabilities(p, bk, lse);
             let (dq_rows, dk_keys) = (&mut dq[rows.start * d..], &mut dk[keys.start * d..]);
             let dv_keys = &mut dv[keys.start * d..];
             // dV_keys += Pᵀ · dO_rows
-            transpose(Operand { data: p, ld: bk }, (bq, bk), Target { data: pt, ld: bq });
-            tile_matmul(dv_keys, d, Operand { data: pt, ld: bq }, doo, (bk, bq, d), true);
+            transpose(
+                Operand { data: p, ld: bk },
+                (bq, bk),
+                Target { data: pt, ld: bq },
+            );
+            tile_matmul(
+                dv_keys,
+                d,
+                Operand { data: pt, ld: bq },
+                doo,
+                (bk, bq, d),
+                true,
+            );
             // dP = dO_rows · V_keysᵀ, then dS = P ∘ (dP − δ) / √D.
-            let vto = Operand { data: &vt[keys.start..], ld: tk };
+            let vto = Operand {
+                data: &vt[keys.start..],
+                ld: tk,
+            };
             tile_matmul(ds, bk, doo, vto, (bq, d, bk), false);
             score_gradients(ds, p, bk, &delta[..bq], ops.scale);
             // dQ_rows += dS · K_keys;  dK_keys += dSᵀ · Q_rows
             let ko = ops.rows_operand(ops.k, (b, h), tk, &keys);
-            tile_matmul(dq_rows, d, Operand { data: ds, ld: bk }, ko, (bq, bk, d), true);
-            transpose(Operand { data: ds, ld: bk }, (bq, bk), Target { data: dst, ld: bq });
-            tile_matmul(dk_keys, d, Operand { data: dst, ld: bq }, qo, (bk, bq, d), true);
+            tile_matmul(
+                dq_rows,
+                d,
+                Operand { data: ds, ld: bk },
+                ko,
+                (bq, bk, d),
+                true,
+            );
+            transpose(
+                Operand { data: ds, ld: bk },
+                (bq, bk),
+                Target { data: dst, ld: bq },
+            );
+            tile_matmul(
+                dk_keys,
+                d,
+                Operand { data: dst, ld: bq },
+                qo,
+                (bk, bq, d),
+                true,
+            );
         }
     }
 }

@@ -155,7 +155,11 @@ pub(super) fn probabilities<T: Float>(tile: &mut [T], cols: usize, lse: &[T]) {
 /// entry and δ = Σ_d dO·O per row.
 #[inline(always)]
 pub(super) fn score_gradients<T: Float>(dp: &mut [T], p: &[T], cols: usize, delta: &[T], scale: T) {
-    for ((g, pr), &dl) in dp.chunks_exact_mut(cols).zip(p.chunks_exact(cols)).zip(delta) {
+    for ((g, pr), &dl) in dp
+        .chunks_exact_mut(cols)
+        .zip(p.chunks_exact(cols))
+        .zip(delta)
+    {
         for (x, &pv) in g.iter_mut().zip(pr) {
             *x = pv * (*x - dl) * scale;
         }

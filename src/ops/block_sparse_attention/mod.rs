@@ -8,10 +8,12 @@
 //! attention (so a dense layout reproduces `ops::attention`). A query row with no allowed
 //! key at all gets output 0 and zero gradients.
 //!
-//! Work split: one rayon task per (batch, head). Forward, per query block: an online
-//! softmax over its active key tiles (S = Q·Kᵀ tile by `gemm`, logits, rescale, O += P·V),
-//! never materialising more than one `block × block` tile; the per-row log-sum-exp is
-//! saved. Backward, per query block and active tile: recompute P from the log-sum-exp,
+//! Work split: one rayon task per (batch, head), which first packs its keys (and, in the
+//! backward pass, values) transposed to `[D, Tk]`. Forward, per query block: an online
+//! softmax over its active key tiles (S = Q·Kᵀ, logits, rescale, O += P·V), never
+//! materialising more than one `block × block` tile; the per-row log-sum-exp is saved.
+//! Tile products run in a register-blocked kernel (`tile_matmul`: AVX-512 intrinsics for
+//! f32, a portable loop otherwise). Backward, per query block and active tile: recompute P from the log-sum-exp,
 //! then dV += Pᵀ·dO, dS = P ∘ (dO·Vᵀ − δ), dQ += dS·K, dK += dSᵀ·Q with δ = Σ dO·O per
 //! row. dK and dV are accumulated inside the (batch, head) task, so there are no races.
 
@@ -71,7 +73,8 @@ impl<'a, T: Float> Operands<'a, T> {
         }
     }
 
-    /// How tile `(qb, entry)` of batch `b` turns products into logits.
+    /// How active block number `entry` of the layout, in batch `b`, turns products into
+    /// logits.
     fn tile_mask(&self, b: usize, entry: usize, keys: &Range<usize>) -> TileMask<'a, T> {
         let tk = self.dims.tk;
         TileMask {

@@ -11,7 +11,7 @@ use crate::atomic_file::write_atomically;
 use crate::bench::attention::{attention_csv, run_attention_sweep, AttentionSweep};
 use crate::bench::model::{model_csv, model_table, run_model_bench, ModelBench, MODEL_HEADER};
 use crate::bench::report::{pivot, plot};
-use crate::bench::sparse::{run_sparse_sweep, sparse_csv, SparseSweep};
+use crate::bench::sparse::{run_sparse_sweep, sparse_csv, ProductShape, SparseSweep};
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
 use crate::ops::cpu::SimdLevel;
@@ -35,11 +35,11 @@ pub enum BenchWhat {
     /// CSR, BSR-16, BSR-32 and 2:4 weights at sparsity 0–98%, on 768×768 and 3072×768
     /// weights with 8, 128 and 512 tokens, beside this project's dense kernel and the
     /// `gemm` crate. Writes DIR/sparse.{csv,md,svg}.
-    Sparse(SweepArgs),
+    Sparse(SparseArgs),
     /// Block-sparse attention (random block layouts, block sparsity 0–90%) against dense
     /// attention at sequence lengths 256–2048, forward and backward. Writes
     /// DIR/attention.{csv,md,svg}.
-    Attention(SweepArgs),
+    Attention(AttentionArgs),
     /// Forward latency of a whole model (median of repeated runs after warm-up) beside its
     /// FLOPs: the dense model, then the same model with every encoder-layer weight pruned
     /// to each --sparsity (random pattern, random weights) and run in --format, all in one
@@ -74,6 +74,52 @@ pub struct ModelArgs {
     /// Seed of weights, patterns and inputs.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+/// Options of `sparsevlp bench sparse`.
+#[derive(Debug, Args)]
+pub struct SparseArgs {
+    /// Options shared by the sweeps.
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Measure only these shapes, ROWSxCOLS:TOKENS (weight out × in features, tokens),
+    /// e.g. --shape 3072x768:512 (repeatable; default: the standard sweep's six).
+    #[arg(long, value_name = "RxC:T")]
+    pub shape: Vec<String>,
+}
+
+/// Options of `sparsevlp bench attention`.
+#[derive(Debug, Args)]
+pub struct AttentionArgs {
+    /// Options shared by the sweeps.
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Measure only these sequence lengths (comma-separated; default 256,512,1024,2048).
+    #[arg(long, value_delimiter = ',', value_name = "T,..")]
+    pub seq: Vec<usize>,
+}
+
+/// Parses `ROWSxCOLS:TOKENS`.
+fn parse_shape(text: &str) -> Result<ProductShape> {
+    let bad = || {
+        Error::invalid(format!(
+            "--shape {text:?}: expected ROWSxCOLS:TOKENS, e.g. 3072x768:512"
+        ))
+    };
+    let (weight, tokens) = text.split_once(':').ok_or_else(bad)?;
+    let (rows, cols) = weight.split_once(['x', 'X']).ok_or_else(bad)?;
+    let num = |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(bad)
+    };
+    Ok(ProductShape {
+        rows: num(rows)?,
+        cols: num(cols)?,
+        tokens: num(tokens)?,
+    })
 }
 
 /// Options shared by the sweeps.
@@ -175,7 +221,8 @@ fn command_line() -> String {
     format!("sparsevlp {}", args.join(" "))
 }
 
-fn sparse(args: &SweepArgs) -> Result<()> {
+fn sparse(sparse_args: &SparseArgs) -> Result<()> {
+    let args = &sparse_args.sweep;
     let device = args.device()?;
     let mut sweep = if args.quick {
         SparseSweep::quick()
@@ -184,6 +231,13 @@ fn sparse(args: &SweepArgs) -> Result<()> {
     };
     sweep.budget = args.budget(sweep.budget);
     sweep.seed = args.seed;
+    if !sparse_args.shape.is_empty() {
+        sweep.shapes = sparse_args
+            .shape
+            .iter()
+            .map(|s| parse_shape(s))
+            .collect::<Result<_>>()?;
+    }
     let mut progress = Progress::new("bench sparse", sweep.len());
     let rows = run_sparse_sweep(&sweep, device, &mut |r| {
         progress.step(&format!(
@@ -212,7 +266,8 @@ fn sparse(args: &SweepArgs) -> Result<()> {
     publish(reports, device, &command_line(), args.out.as_deref())
 }
 
-fn attention(args: &SweepArgs) -> Result<()> {
+fn attention(attention_args: &AttentionArgs) -> Result<()> {
+    let args = &attention_args.sweep;
     let device = args.device()?;
     let mut sweep = if args.quick {
         AttentionSweep::quick()
@@ -221,6 +276,9 @@ fn attention(args: &SweepArgs) -> Result<()> {
     };
     sweep.budget = args.budget(sweep.budget);
     sweep.seed = args.seed;
+    if !attention_args.seq.is_empty() {
+        sweep.seqs = attention_args.seq.clone();
+    }
     let mut progress = Progress::new("bench attention", sweep.len());
     let rows = run_attention_sweep(&sweep, device, &mut |r| {
         progress.step(&format!(

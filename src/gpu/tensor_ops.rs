@@ -284,7 +284,7 @@ pub fn softmax(x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
     Ok(y)
 }
 
-/// Backward of [`softmax`] from its output.
+/// Backward of [`softmax()`] from its output.
 pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     let device = y.device();
     let ctx = GpuContext::get(device)?;

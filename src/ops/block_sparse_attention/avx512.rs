@@ -7,9 +7,6 @@
 //! (`NV` vectors) and broadcasts one element of A per row.
 
 #![cfg(target_arch = "x86_64")]
-// The AVX-512 intrinsics are stable since Rust 1.89, above the declared MSRV (1.85); the
-// crate already needs 1.89 for the AVX-512 `target_feature`s of `ops::cpu`.
-#![allow(clippy::incompatible_msrv)]
 
 use std::arch::x86_64::*;
 

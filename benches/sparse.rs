@@ -10,6 +10,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sparsevlp::bench::attention::{AttentionKernel, AttentionSweep, AttentionWorkload};
 use sparsevlp::bench::sparse::{SparseSweep, Workload};
+use sparsevlp::Device;
 
 fn config() -> Criterion {
     Criterion::default()
@@ -22,8 +23,8 @@ fn bench_products(c: &mut Criterion) {
     let sweep = SparseSweep::standard();
     for &shape in &sweep.shapes {
         let mut g = c.benchmark_group(format!("{}x{}_t{}", shape.rows, shape.cols, shape.tokens));
-        for (kernel, sparsity) in sweep.kernels() {
-            let mut work = Workload::new(shape, kernel, sparsity, sweep.seed)
+        for (kernel, sparsity) in sweep.kernels(Device::Cpu) {
+            let mut work = Workload::new(Device::Cpu, shape, kernel, sparsity, sweep.seed)
                 .unwrap_or_else(|e| panic!("{kernel} at {sparsity}: {e}"));
             g.throughput(Throughput::Elements(work.useful_flops() as u64));
             for &op in &sweep.ops {

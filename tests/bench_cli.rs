@@ -50,7 +50,7 @@ fn col(lines: &[Vec<String>], name: &str) -> usize {
 fn bench_sparse_quick_writes_one_csv_row_per_case_and_a_plot_per_shape_and_op() {
     let (dir, stdout, lines) = run_quick("sparse");
     let sweep = SparseSweep::quick();
-    assert_eq!(lines.len(), 1 + sweep.len());
+    assert_eq!(lines.len(), 1 + sweep.len(sparsevlp::Device::Cpu));
     let (fmt, speed, sp) = (
         col(&lines, "format"),
         col(&lines, "speedup_vs_dense"),
@@ -154,4 +154,34 @@ fn bench_model_refuses_a_bad_sparsity_or_format() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(args[1]), "{err}");
     }
+}
+
+#[test]
+fn bench_sparse_runs_the_gpu_kernels_on_the_emulator() {
+    let out = sparsevlp(&[
+        "bench",
+        "sparse",
+        "--quick",
+        "--device",
+        "emu",
+        "--budget-ms",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("device emu"));
+    for kernel in ["csr", "bsr16", "bsr32", "2:4"] {
+        assert!(
+            stdout.contains(&format!(" {kernel} ")),
+            "no {kernel} row:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("gemm-crate"),
+        "the gemm crate is a CPU baseline"
+    );
 }

@@ -7,6 +7,7 @@ pub mod attention;
 pub mod model;
 pub mod report;
 pub mod sparse;
+mod sparse_gpu;
 mod timing;
 
 pub use timing::{measure, Timing};

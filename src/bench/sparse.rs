@@ -11,7 +11,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ops::gemm::{gemm, MatView};
 use crate::sparse::linear::SparseLinear;
 use crate::sparse::random::{random_masked, Granularity};
@@ -19,6 +19,7 @@ use crate::sparse::{SparseFormat, SparseMatrix};
 use crate::Device;
 
 use super::report::SweepRow;
+use super::sparse_gpu::GpuWorkload;
 use super::{measure, Timing};
 use crate::report::to_csv;
 
@@ -146,13 +147,14 @@ impl SparseSweep {
         }
     }
 
-    /// The (kernel, sparsity) pairs measured per shape: the two dense baselines first, then
-    /// each format at each sparsity (2:4 at 50% only).
-    pub fn kernels(&self) -> Vec<(Kernel, f64)> {
-        let mut out = vec![
-            (Kernel::Ours(SparseFormat::Dense), 0.0),
-            (Kernel::GemmCrate, 0.0),
-        ];
+    /// The (kernel, sparsity) pairs measured per shape on `device`: the dense baselines
+    /// first (the `gemm` crate on the CPU only), then each format at each sparsity (2:4 at
+    /// 50% only).
+    pub fn kernels(&self, device: Device) -> Vec<(Kernel, f64)> {
+        let mut out = vec![(Kernel::Ours(SparseFormat::Dense), 0.0)];
+        if device == Device::Cpu {
+            out.push((Kernel::GemmCrate, 0.0));
+        }
         for &format in &self.formats {
             match format {
                 SparseFormat::Dense => {}
@@ -163,14 +165,9 @@ impl SparseSweep {
         out
     }
 
-    /// Number of rows [`run_sparse_sweep`] produces.
-    pub fn len(&self) -> usize {
-        self.shapes.len() * self.kernels().len() * self.ops.len()
-    }
-
-    /// Whether the sweep measures nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Number of rows [`run_sparse_sweep`] produces on `device`.
+    pub fn len(&self, device: Device) -> usize {
+        self.shapes.len() * self.kernels(device).len() * self.ops.len()
     }
 }
 
@@ -198,8 +195,10 @@ pub struct Workload {
 enum Prepared {
     /// Row-major dense values and a dense gradient buffer for the `gemm` crate.
     Dense { w: Vec<f32>, dw: Vec<f32> },
-    /// This project's kernels.
+    /// This project's CPU kernels.
     Sparse(Box<SparseLinear>),
+    /// This project's GPU kernels (the activations live on the device).
+    Gpu(Box<GpuWorkload>),
 }
 
 /// `n` random N(0, 1) f32 values.
@@ -209,8 +208,14 @@ fn randn(n: usize, seed: u64) -> Vec<f32> {
 }
 
 impl Workload {
-    /// Random weight of `sparsity` in `kernel`'s format, random activations.
-    pub fn new(shape: ProductShape, kernel: Kernel, sparsity: f64, seed: u64) -> Result<Self> {
+    /// Random weight of `sparsity` in `kernel`'s format, random activations, on `device`.
+    pub fn new(
+        device: Device,
+        shape: ProductShape,
+        kernel: Kernel,
+        sparsity: f64,
+        seed: u64,
+    ) -> Result<Self> {
         let ProductShape { rows, cols, tokens } = shape;
         let format = match kernel {
             Kernel::GemmCrate => SparseFormat::Dense,
@@ -219,7 +224,14 @@ impl Workload {
         let masked = random_masked(rows, cols, sparsity, granularity(format), seed)?;
         let matrix = SparseMatrix::from_masked(format, masked)?;
         let nnz = matrix.stats().nnz;
+        let (x, dy) = (
+            randn(tokens * cols, seed ^ 1),
+            randn(tokens * rows, seed ^ 2),
+        );
         let weight = match kernel {
+            _ if device.is_gpu() => {
+                Prepared::Gpu(Box::new(GpuWorkload::new(device, &matrix, shape, &x, &dy)?))
+            }
             Kernel::GemmCrate => Prepared::Dense {
                 w: matrix.to_dense().values().to_vec(),
                 dw: vec![0.0; rows * cols],
@@ -230,8 +242,8 @@ impl Workload {
             shape,
             weight,
             nnz,
-            x: randn(tokens * cols, seed ^ 1),
-            dy: randn(tokens * rows, seed ^ 2),
+            x,
+            dy,
             y: vec![0.0; tokens * rows],
             dx: vec![0.0; tokens * cols],
         })
@@ -272,6 +284,7 @@ impl Workload {
             (Prepared::Sparse(s), SparseOp::WeightGrad) => {
                 std::hint::black_box(s.weight_grad(&self.x, &self.dy, tokens)?);
             }
+            (Prepared::Gpu(g), op) => g.run(op)?,
         }
         Ok(())
     }
@@ -301,23 +314,20 @@ pub struct SparseRow {
     pub speedup: f64,
 }
 
-/// Runs the sweep on `device` (CPU only for now), calling `progress` after each case.
-/// Rows come shape by shape with the dense baselines first.
+/// Runs the sweep on `device`, calling `progress` after each case. Rows come shape by
+/// shape with the dense baselines first. On the CPU the formats run on [`SparseLinear`]
+/// (f32); on a GPU device on `GpuSparseLinear` (CSR f32, BSR and 2:4 bf16) beside the
+/// dense bf16 tensor-core GEMM.
 pub fn run_sparse_sweep(
     sweep: &SparseSweep,
     device: Device,
     progress: &mut dyn FnMut(&SparseRow),
 ) -> Result<Vec<SparseRow>> {
-    if device != Device::Cpu {
-        return Err(Error::invalid(format!(
-            "bench sparse: device {device} is not supported yet (use --device cpu)"
-        )));
-    }
-    let mut rows = Vec::with_capacity(sweep.len());
+    let mut rows = Vec::with_capacity(sweep.len(device));
     for &shape in &sweep.shapes {
         let first = rows.len();
-        for (kernel, sparsity) in sweep.kernels() {
-            let mut work = Workload::new(shape, kernel, sparsity, sweep.seed)?;
+        for (kernel, sparsity) in sweep.kernels(device) {
+            let mut work = Workload::new(device, shape, kernel, sparsity, sweep.seed)?;
             for &op in &sweep.ops {
                 let timing = measure(sweep.budget, || work.run(op))?;
                 let dense = rows[first..]

@@ -125,7 +125,8 @@ fn parse_shape(text: &str) -> Result<ProductShape> {
 /// Options shared by the sweeps.
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// Device to measure on: cpu (cuda and emu follow with the GPU sparse kernels).
+    /// Device to measure on: cpu, cuda[:N], or emu (the CUDA emulator: checks the GPU path
+    /// runs, its timings mean nothing). Sparse products only; attention runs on the CPU.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
     /// Directory for the CSV, markdown and SVG reports (created if needed).
@@ -238,7 +239,7 @@ fn sparse(sparse_args: &SparseArgs) -> Result<()> {
             .map(|s| parse_shape(s))
             .collect::<Result<_>>()?;
     }
-    let mut progress = Progress::new("bench sparse", sweep.len());
+    let mut progress = Progress::new("bench sparse", sweep.len(device));
     let rows = run_sparse_sweep(&sweep, device, &mut |r| {
         progress.step(&format!(
             "{} {} {} s={:.2}: {:.3} ms ({:.2}×)",

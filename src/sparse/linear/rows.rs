@@ -4,13 +4,17 @@
 //! The operator `A [out, inp]` is held as compressed rows. The kernel computes
 //! `Yᵗ[r, tile] = Σ_e A[r, c_e] · Xᵗ[c_e, tile]` for a tile of `T` tokens, vectorised over
 //! tokens: per stored entry one broadcast of the weight and `T / LANES` loads and
-//! multiply-adds from the token-tiled activations (see [`super::pack`]). The columns are
-//! cut into panels (at least [`MIN_PANEL_COLS`]) so the panel of the token tile in use stays in L1
+//! multiply-adds from the token-tiled activations (see [`super::pack`]), at most 64
+//! tokens. The columns are cut into panels (at least [`MIN_PANEL_COLS`], wider for
+//! sparser rows, see [`panel_cols`]) so the panel of the token tile in use stays close
 //! while every row of a task passes over it (each row keeps, per panel, where its
-//! entries start), and rows go in pairs so the multiply-add chains overlap. Tasks own
-//! contiguous row ranges of balanced cost (entries plus a per-row overhead), so the
-//! finished `Yᵗ` block of a range is transposed into the output's columns `r0..r1`
-//! without other tasks touching them.
+//! entries start), and rows go in pairs so the multiply-add chains overlap.
+//!
+//! Tasks own contiguous row ranges of balanced cost (entries plus a per-row overhead)
+//! rather than rows in the matrix's heavy-first `row_order`: a range's finished `Yᵗ`
+//! block is transposed (8 × 8 register blocks) straight into the output's columns
+//! `r0..r1`, which no other task touches, and the cost balance gives the same load
+//! balance as the swizzle.
 
 use rayon::prelude::*;
 

@@ -43,6 +43,10 @@ pub(super) struct Rows {
 
 /// Most rows one task owns (bounds its `Yᵗ` buffer).
 const MAX_RANGE_ROWS: usize = 512;
+/// Rows transposed into the output together: a token's outputs of a group are written
+/// as whole cache lines (the output's rows are often a multiple of 4 KiB apart, so
+/// partially written lines would evict each other before they are complete).
+const OUT_GROUP: usize = 32;
 /// The cost of a row beyond its entries, in entries.
 const ROW_COST: usize = 4;
 /// Fewest input columns per panel: a panel of a 64-token tile is then 24 KiB.
@@ -197,10 +201,10 @@ impl Rows {
                         for p in 0..last {
                             unsafe { self.rows_pass::<S, NV>(p, r0, [r0, r1], xt, &mut yt) };
                         }
-                        // The last panel goes 8 rows at a time, each group transposed
-                        // into the output while it is still in L1.
-                        for g in (r0..r1).step_by(8) {
-                            let ge = (g + 8).min(r1);
+                        // The last panel goes OUT_GROUP rows at a time, each group
+                        // transposed into the output while it is still in L1.
+                        for g in (r0..r1).step_by(OUT_GROUP) {
+                            let ge = (g + OUT_GROUP).min(r1);
                             if self.panels > 0 {
                                 unsafe { self.rows_pass::<S, NV>(last, r0, [g, ge], xt, &mut yt) };
                             }
@@ -316,7 +320,8 @@ impl Rows {
 }
 
 /// `dst[k * ld + i] = yt[i * t + k]` for `i < rows`, `k < tokens`: the finished `Yᵗ`
-/// block of a row range written into the output's columns, 8 × 8 blocks at a time.
+/// block of a row group written into the output's columns, 8 × 8 blocks at a time,
+/// each output row's part completed before the next.
 ///
 /// # Safety
 /// Runs at `S::LEVEL`; `yt` is `[rows][t]` with `t` a multiple of 8; `dst` is writable
@@ -331,8 +336,8 @@ unsafe fn transpose_out<S: Lanes>(
 ) {
     let src = yt.as_ptr();
     let (full_rows, full_tokens) = (rows / 8 * 8, tokens / 8 * 8);
-    for i in (0..full_rows).step_by(8) {
-        for k in (0..full_tokens).step_by(8) {
+    for k in (0..full_tokens).step_by(8) {
+        for i in (0..full_rows).step_by(8) {
             S::transpose8(src.add(i * t + k), t, dst.add(k * ld + i), ld);
         }
     }

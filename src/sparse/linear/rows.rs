@@ -137,14 +137,20 @@ impl Rows {
         [self.out, self.inp]
     }
 
-    /// Row pointers (`out + 1` entries).
-    pub(super) fn row_ptr(&self) -> &[usize] {
-        &self.row_ptr
-    }
-
     /// Column of each entry.
     pub(super) fn col_idx(&self) -> &[u32] {
         &self.col_idx
+    }
+
+    /// The entries of row `r` in column panel `p` (`p < panels()`).
+    pub(super) fn panel_entries(&self, r: usize, p: usize) -> std::ops::Range<usize> {
+        let at = r * (self.panels + 1) + p;
+        self.split[at]..self.split[at + 1]
+    }
+
+    /// Number of column panels.
+    pub(super) fn panels(&self) -> usize {
+        self.panels
     }
 
     /// Task boundaries over rows.
@@ -263,16 +269,13 @@ impl Rows {
         yt: &mut [f32],
     ) {
         let t = NV * S::LANES;
-        let stride = self.panels + 1;
-        let (a0, a1) = (self.split[r * stride + p], self.split[r * stride + p + 1]);
-        let (b0, b1) = if pair {
-            (
-                self.split[(r + 1) * stride + p],
-                self.split[(r + 1) * stride + p + 1],
-            )
+        let a = self.panel_entries(r, p);
+        let b = if pair {
+            self.panel_entries(r + 1, p)
         } else {
-            (0, 0)
+            0..0
         };
+        let (a0, a1, b0, b1) = (a.start, a.end, b.start, b.end);
         if a0 == a1 && b0 == b1 {
             return;
         }

@@ -96,6 +96,12 @@ impl SparseLinear {
                 (Plan::Rows(plan), Plan::Rows(t))
             }
             SparseMatrix::NM(m) => {
+                if rows.max(cols) > u32::MAX as usize {
+                    return Err(Error::invalid(format!(
+                        "SparseLinear: a {rows} x {cols} 2:4 matrix does not fit the u32 \
+                         indices of its compressed-row layout"
+                    )));
+                }
                 let (plan, s) = nm_rows(m);
                 slots = s;
                 let t = plan.transpose();

@@ -4,13 +4,17 @@
 //! The operator `A [out, inp]` is held as compressed rows. The kernel computes
 //! `Yᵗ[r, tile] = Σ_e A[r, c_e] · Xᵗ[c_e, tile]` for a tile of `T` tokens, vectorised over
 //! tokens: per stored entry one broadcast of the weight and `T / LANES` loads and
-//! multiply-adds from the token-tiled activations (see [`super::pack`]). The columns are
-//! cut into panels (at least [`MIN_PANEL_COLS`]) so the panel of the token tile in use stays in L1
+//! multiply-adds from the token-tiled activations (see [`super::pack`]), at most 64
+//! tokens. The columns are cut into panels (at least [`MIN_PANEL_COLS`], wider for
+//! sparser rows, see [`panel_cols`]) so the panel of the token tile in use stays close
 //! while every row of a task passes over it (each row keeps, per panel, where its
-//! entries start), and rows go in pairs so the multiply-add chains overlap. Tasks own
-//! contiguous row ranges of balanced cost (entries plus a per-row overhead), so the
-//! finished `Yᵗ` block of a range is transposed into the output's columns `r0..r1`
-//! without other tasks touching them.
+//! entries start), and rows go in pairs so the multiply-add chains overlap.
+//!
+//! Tasks own contiguous row ranges of balanced cost (entries plus a per-row overhead)
+//! rather than rows in the matrix's heavy-first `row_order`: a range's finished `Yᵗ`
+//! block is transposed (8 × 8 register blocks) straight into the output's columns
+//! `r0..r1`, which no other task touches, and the cost balance gives the same load
+//! balance as the swizzle.
 
 use rayon::prelude::*;
 
@@ -39,6 +43,10 @@ pub(super) struct Rows {
 
 /// Most rows one task owns (bounds its `Yᵗ` buffer).
 const MAX_RANGE_ROWS: usize = 512;
+/// Rows transposed into the output together: a token's outputs of a group are written
+/// as whole cache lines (the output's rows are often a multiple of 4 KiB apart, so
+/// partially written lines would evict each other before they are complete).
+const OUT_GROUP: usize = 32;
 /// The cost of a row beyond its entries, in entries.
 const ROW_COST: usize = 4;
 /// Fewest input columns per panel: a panel of a 64-token tile is then 24 KiB.
@@ -129,14 +137,20 @@ impl Rows {
         [self.out, self.inp]
     }
 
-    /// Row pointers (`out + 1` entries).
-    pub(super) fn row_ptr(&self) -> &[usize] {
-        &self.row_ptr
-    }
-
     /// Column of each entry.
     pub(super) fn col_idx(&self) -> &[u32] {
         &self.col_idx
+    }
+
+    /// The entries of row `r` in column panel `p` (`p < panels()`).
+    pub(super) fn panel_entries(&self, r: usize, p: usize) -> std::ops::Range<usize> {
+        let at = r * (self.panels + 1) + p;
+        self.split[at]..self.split[at + 1]
+    }
+
+    /// Number of column panels.
+    pub(super) fn panels(&self) -> usize {
+        self.panels
     }
 
     /// Task boundaries over rows.
@@ -193,10 +207,10 @@ impl Rows {
                         for p in 0..last {
                             unsafe { self.rows_pass::<S, NV>(p, r0, [r0, r1], xt, &mut yt) };
                         }
-                        // The last panel goes 8 rows at a time, each group transposed
-                        // into the output while it is still in L1.
-                        for g in (r0..r1).step_by(8) {
-                            let ge = (g + 8).min(r1);
+                        // The last panel goes OUT_GROUP rows at a time, each group
+                        // transposed into the output while it is still in L1.
+                        for g in (r0..r1).step_by(OUT_GROUP) {
+                            let ge = (g + OUT_GROUP).min(r1);
                             if self.panels > 0 {
                                 unsafe { self.rows_pass::<S, NV>(last, r0, [g, ge], xt, &mut yt) };
                             }
@@ -255,16 +269,13 @@ impl Rows {
         yt: &mut [f32],
     ) {
         let t = NV * S::LANES;
-        let stride = self.panels + 1;
-        let (a0, a1) = (self.split[r * stride + p], self.split[r * stride + p + 1]);
-        let (b0, b1) = if pair {
-            (
-                self.split[(r + 1) * stride + p],
-                self.split[(r + 1) * stride + p + 1],
-            )
+        let a = self.panel_entries(r, p);
+        let b = if pair {
+            self.panel_entries(r + 1, p)
         } else {
-            (0, 0)
+            0..0
         };
+        let (a0, a1, b0, b1) = (a.start, a.end, b.start, b.end);
         if a0 == a1 && b0 == b1 {
             return;
         }
@@ -312,7 +323,8 @@ impl Rows {
 }
 
 /// `dst[k * ld + i] = yt[i * t + k]` for `i < rows`, `k < tokens`: the finished `Yᵗ`
-/// block of a row range written into the output's columns, 8 × 8 blocks at a time.
+/// block of a row group written into the output's columns, 8 × 8 blocks at a time,
+/// each output row's part completed before the next.
 ///
 /// # Safety
 /// Runs at `S::LEVEL`; `yt` is `[rows][t]` with `t` a multiple of 8; `dst` is writable
@@ -327,8 +339,8 @@ unsafe fn transpose_out<S: Lanes>(
 ) {
     let src = yt.as_ptr();
     let (full_rows, full_tokens) = (rows / 8 * 8, tokens / 8 * 8);
-    for i in (0..full_rows).step_by(8) {
-        for k in (0..full_tokens).step_by(8) {
+    for k in (0..full_tokens).step_by(8) {
+        for i in (0..full_rows).step_by(8) {
             S::transpose8(src.add(i * t + k), t, dst.add(k * ld + i), ld);
         }
     }

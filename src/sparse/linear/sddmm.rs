@@ -6,7 +6,8 @@
 //!   in `G × NV` registers: per token, `NV` loads of X's block columns and `G`
 //!   broadcasts of dY.
 //! - Compressed rows ([`rows_grad`]; CSR and 2:4): each stored entry `(r, c)` is the dot
-//!   product of dYᵗ row `r` and Xᵗ row `c` over all tokens, from transposed copies.
+//!   product of dYᵗ row `r` and Xᵗ row `c` over all tokens, from transposed copies,
+//!   visited column panel by column panel (the forward's panels) for cache reuse.
 
 use rayon::prelude::*;
 
@@ -170,7 +171,7 @@ pub(super) fn rows_grad(
 /// The parallel driver of [`rows_grad`] over the plan's row ranges (disjoint entries).
 fn rows_run<S: Lanes>(plan: &Rows, x: &[f32], dy: &[f32], tokens: usize) -> Vec<f32> {
     let [out, inp] = plan.shape();
-    let (row_ptr, col_idx) = (plan.row_ptr(), plan.col_idx());
+    let col_idx = plan.col_idx();
     let mut grad = vec![0f32; col_idx.len()];
     if tokens == 0 || grad.is_empty() {
         return grad;
@@ -183,14 +184,18 @@ fn rows_run<S: Lanes>(plan: &Rows, x: &[f32], dy: &[f32], tokens: usize) -> Vec<
         S::run(
             #[inline(always)]
             || {
-                for r in range[0]..range[1] {
-                    let d = &dyt[r * t..(r + 1) * t];
-                    let (first, end) = (row_ptr[r], row_ptr[r + 1]);
-                    for (e, &c) in (first..end).zip(&col_idx[first..end]) {
-                        let c = c as usize;
-                        // SAFETY: runs at S::LEVEL; both rows hold `t` floats, a multiple
-                        // of the lanes; entry `e` belongs to this task's rows.
-                        unsafe { *dst.at(e) = dot::<S>(d, &xt[c * t..(c + 1) * t]) };
+                // Panel by panel, so the panel's rows of Xᵗ stay in cache while every
+                // row of the range passes over them.
+                for p in 0..plan.panels() {
+                    for r in range[0]..range[1] {
+                        let d = &dyt[r * t..(r + 1) * t];
+                        let entries = plan.panel_entries(r, p);
+                        for (e, &c) in entries.clone().zip(&col_idx[entries]) {
+                            let c = c as usize;
+                            // SAFETY: runs at S::LEVEL; both rows hold `t` floats, a
+                            // multiple of the lanes; entry `e` belongs to this task's rows.
+                            unsafe { *dst.at(e) = dot::<S>(d, &xt[c * t..(c + 1) * t]) };
+                        }
                     }
                 }
             },

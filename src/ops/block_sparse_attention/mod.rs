@@ -14,6 +14,10 @@
 //! saved. Backward, per query block and active tile: recompute P from the log-sum-exp,
 //! then dV += Pᵀ·dO, dS = P ∘ (dO·Vᵀ − δ), dQ += dS·K, dK += dSᵀ·Q with δ = Σ dO·O per
 //! row. dK and dV are accumulated inside the (batch, head) task, so there are no races.
+//!
+//! On GPU devices (f32) both passes run the flash kernels of
+//! kernels/block_sparse_attention.cu through `gpu::tensor_ops` (the layout is uploaded
+//! per call); the saved state is the same: output, log-sum-exp, key mask and layout.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -160,12 +164,6 @@ fn check_all(
             ),
         ));
     }
-    if q.device().is_gpu() {
-        return Err(Error::invalid(format!(
-            "{op}: only the CPU implementation exists so far (inputs are on {:?})",
-            q.device()
-        )));
-    }
     Ok(dims)
 }
 
@@ -174,7 +172,8 @@ fn check_all(
 ///
 /// `q` is `[B, Tq, H·D]`, `k` and `v` are `[B, Tk, H·D]`, `layout` covers `Tq × Tk`,
 /// `key_mask` is an additive `[B, Tk]` mask. Returns the context `[B, Tq, H·D]` and what
-/// the backward pass needs. f32 and f64, CPU only.
+/// the backward pass needs. f32 and f64 on the CPU; f32 on GPU devices (kernels/
+/// block_sparse_attention.cu: head dims up to 64, layout blocks a multiple of 32).
 pub fn block_sparse_attention(
     q: &Tensor,
     k: &Tensor,
@@ -186,6 +185,26 @@ pub fn block_sparse_attention(
     const OP: &str = "block_sparse_attention";
     let dims = check_all(q, k, v, heads, layout, key_mask, OP)?;
     let Dims { b, tq, h, d, .. } = dims;
+    if q.device().is_gpu() {
+        let (out, lse) = crate::gpu::tensor_ops::block_sparse_attention(
+            q,
+            k,
+            v,
+            &dims.flash_shape(),
+            layout,
+            key_mask,
+        )?;
+        return Ok((
+            out.clone(),
+            BlockSparseSaved {
+                lse,
+                out,
+                key_mask: key_mask.cloned(),
+                layout: layout.clone(),
+                heads,
+            },
+        ));
+    }
     with_float!(q.dtype(), OP, T => {
         let ops = Operands::<T> {
             dims,
@@ -275,6 +294,19 @@ pub fn block_sparse_attention_backward(
     q.expect_same_dtype(dout, OP)?;
     q.expect_same_dtype(&saved.out, OP)?;
     q.expect_same_dtype(&saved.lse, OP)?;
+    if q.device().is_gpu() {
+        return crate::gpu::tensor_ops::block_sparse_attention_backward(
+            q,
+            k,
+            v,
+            &dims.flash_shape(),
+            layout,
+            key_mask,
+            &saved.out,
+            &saved.lse,
+            dout,
+        );
+    }
     with_float!(q.dtype(), OP, T => {
         let ops = Operands::<T> {
             dims,

@@ -226,8 +226,10 @@ block_sparse_attention_backward_dq_f32(
 #pragma unroll
         for (int i = 0; i < TR; ++i) {
           const int row = q0 + ty + i * RG;
-          const float logit = bsa_logit(s[i][j], scale, bias, em, block, row, q_base, key, k_base);
-          dSs[(ty + i * RG) * SP + tx + j * CG] = bsa_prob(logit, row_lse[i]) * (dp[i][j] - row_delta[i]);
+          const float logit =
+              bsa_logit(s[i][j], scale, bias, em, block, row, q_base, key, k_base);
+          dSs[(ty + i * RG) * SP + tx + j * CG] =
+              bsa_prob(logit, row_lse[i]) * (dp[i][j] - row_delta[i]);
         }
       }
       __syncthreads();
@@ -297,7 +299,8 @@ block_sparse_attention_backward_dkdv_f32(
 #pragma unroll
         for (int j = 0; j < TS; ++j) {
           const int col = tx + j * CG, row = q0 + col;
-          const float logit = bsa_logit(s[i][j], scale, bias[i], em, block, row, q_base, key, k_base);
+          const float logit =
+              bsa_logit(s[i][j], scale, bias[i], em, block, row, q_base, key, k_base);
           const float p = bsa_prob(logit, lse_s[col]);
           Pt[(ty + i * RG) * SP + col] = p;
           dSt[(ty + i * RG) * SP + col] = p * (dp[i][j] - delta_s[col]);

@@ -255,9 +255,7 @@ fn block_sparse_attention_matches_cpu() {
         let label = case.label();
         let x = case.inputs(9000 + 10 * i as u64);
         let want = reference(case, &x);
-        for (dev, got) in on_devices(&label, Agree::Exactly, |ctx| {
-            run_op(case, &x, ctx.device())
-        }) {
+        for (dev, got) in on_devices(&label, Agree::Exactly, |ctx| run_op(case, &x, ctx.device())) {
             for (j, name) in NAMES.iter().enumerate() {
                 let what = format!("{label} ({name})");
                 if *name == "lse" {

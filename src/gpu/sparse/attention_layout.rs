@@ -40,7 +40,7 @@ impl GpuBlockLayout {
     /// of [`TILE`] (32, 64, …); others are refused.
     pub fn upload(ctx: &GpuContext, layout: &BlockLayout) -> Result<GpuBlockLayout> {
         let block = layout.block();
-        if block % TILE != 0 {
+        if !block.is_multiple_of(TILE) {
             return Err(Error::invalid(format!(
                 "block_sparse_attention (gpu): layout block size {block} is not supported; \
                  the GPU kernels need a multiple of {TILE} (e.g. 32 or 64)"

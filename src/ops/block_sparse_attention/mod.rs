@@ -1,4 +1,5 @@
-//! Block-sparse multi-head attention on the CPU, forward and backward, flash-style.
+//! Block-sparse multi-head attention, forward and backward, flash-style (CPU here; the GPU
+//! branch is described at the end).
 //!
 //! Same tensor conventions as [`crate::ops::attention`]: q `[B, Tq, H·D]`, k and v
 //! `[B, Tk, H·D]`, an optional additive key mask `[B, Tk]`. A

@@ -100,3 +100,58 @@ fn bench_rejects_an_unknown_device_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("tpu"));
 }
+
+#[test]
+fn bench_model_measures_dense_and_pruned_variants_with_their_flops() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sparsevlp(&[
+        "bench",
+        "model",
+        "--model",
+        "tiny-dual",
+        "--batch",
+        "2",
+        "--sparsity",
+        "0.5",
+        "--format",
+        "bsr16",
+        "--budget-ms",
+        "20",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(dir.path().join("model.csv")).unwrap();
+    let lines: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    let num = |line: &[&str], i: usize| -> f64 { line[i].parse().unwrap() };
+    let (dense, pruned) = (&lines[1], &lines[2]);
+    assert_eq!((dense[1], pruned[1]), ("dense", "bsr16 50%"));
+    assert_eq!(dense[2], pruned[2], "same parameter count");
+    assert!(
+        num(pruned, 3) < 0.8 * num(dense, 3),
+        "non-zeros drop: {csv}"
+    );
+    assert_eq!(num(dense, 4), num(pruned, 4), "same dense FLOPs");
+    assert!(
+        num(pruned, 5) < 0.8 * num(dense, 5),
+        "effective FLOPs drop: {csv}"
+    );
+    assert_eq!(dense[8], "1.000");
+}
+
+#[test]
+fn bench_model_refuses_a_bad_sparsity_or_format() {
+    for args in [["--sparsity", "1.5"], ["--format", "bsr7"]] {
+        let mut all = vec!["bench", "model", "--model", "tiny-single"];
+        all.extend(args);
+        let out = sparsevlp(&all);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(args[1]), "{err}");
+    }
+}

@@ -4,6 +4,7 @@
 //! measurements taken in the same run.
 
 pub mod attention;
+pub mod model;
 pub mod report;
 pub mod sparse;
 mod timing;

@@ -6,14 +6,18 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use super::input_size::{describe, InputSizeArgs};
 use crate::atomic_file::write_atomically;
 use crate::bench::attention::{attention_csv, run_attention_sweep, AttentionSweep};
+use crate::bench::model::{model_csv, model_table, run_model_bench, ModelBench, MODEL_HEADER};
 use crate::bench::report::{pivot, plot};
 use crate::bench::sparse::{run_sparse_sweep, sparse_csv, SparseSweep};
 use crate::error::{Error, Result};
+use crate::model::config::ModelConfig;
 use crate::ops::cpu::SimdLevel;
 use crate::progress::Progress;
 use crate::report::{markdown_table, text_table, LinePlot};
+use crate::sparse::SparseFormat;
 use crate::Device;
 
 /// Options of `sparsevlp bench`.
@@ -36,6 +40,40 @@ pub enum BenchWhat {
     /// attention at sequence lengths 256–2048, forward and backward. Writes
     /// DIR/attention.{csv,md,svg}.
     Attention(SweepArgs),
+    /// Forward latency of a whole model (median of repeated runs after warm-up) beside its
+    /// FLOPs: the dense model, then the same model with every encoder-layer weight pruned
+    /// to each --sparsity (random pattern, random weights) and run in --format, all in one
+    /// run. Writes DIR/model.{csv,md} with --out.
+    Model(ModelArgs),
+}
+
+/// Options of `sparsevlp bench model`.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// A model preset (tiny-dual, tiny-single, lxmert-base, vilt-b32).
+    #[arg(long, value_name = "NAME")]
+    pub model: String,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 32, value_name = "B")]
+    pub batch: usize,
+    /// Text length and visual input size.
+    #[command(flatten)]
+    pub size: InputSizeArgs,
+    /// Sparsities of pruned variants, comma-separated (e.g. 0.5,0.9); none: dense only.
+    #[arg(long, value_delimiter = ',', value_name = "S,..")]
+    pub sparsity: Vec<f64>,
+    /// Sparse format of the pruned weights (csr, bsr16, bsr32, 2:4, masked).
+    #[arg(long, default_value = "bsr32", value_name = "FORMAT")]
+    pub format: String,
+    /// Directory for model.csv and model.md.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Time spent measuring each variant, in milliseconds (at least 5 runs).
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    pub budget_ms: u64,
+    /// Seed of weights, patterns and inputs.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 /// Options shared by the sweeps.
@@ -74,6 +112,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
         BenchWhat::Sparse(a) => sparse(a),
         BenchWhat::Attention(a) => attention(a),
+        BenchWhat::Model(a) => model(a),
     }
 }
 
@@ -94,10 +133,11 @@ struct Reports<'a> {
     csv: String,
     header: Vec<String>,
     table: Vec<Vec<String>>,
-    plot: LinePlot,
+    plot: Option<LinePlot>,
 }
 
-/// Prints the table and writes DIR/NAME.{csv,md,svg} when `out` is given.
+/// Prints the table and writes DIR/NAME.{csv,md} (and .svg with a plot) when `out` is
+/// given.
 fn publish(r: Reports<'_>, device: Device, command: &str, out: Option<&Path>) -> Result<()> {
     let header: Vec<&str> = r.header.iter().map(String::as_str).collect();
     println!("{}\n{}", r.title, machine_line(device));
@@ -111,17 +151,21 @@ fn publish(r: Reports<'_>, device: Device, command: &str, out: Option<&Path>) ->
     })?;
     let md = format!(
         "# {}\n\n{}\n\nCommand: `{command}`\n\nSpeedup = this project's dense kernel's median latency / the kernel's, \
-         same shape and product, same run. Every measurement: [{name}.csv]({name}.csv); curves: \
-         [{name}.svg]({name}.svg).\n\n{}",
+         same shape and product (or model), same run. Every measurement: [{name}.csv]({name}.csv).\n\n{}",
         r.title,
         machine_line(device),
         markdown_table(&header, &r.table),
         name = r.name,
     );
-    for (ext, text) in [("csv", &r.csv), ("md", &md), ("svg", &r.plot.to_svg())] {
-        write_atomically(&dir.join(format!("{}.{ext}", r.name)), text.as_bytes())?;
+    let mut files = vec![("csv", r.csv), ("md", md)];
+    if let Some(plot) = &r.plot {
+        files.push(("svg", plot.to_svg()));
     }
-    println!("wrote {}/{}.{{csv,md,svg}}", dir.display(), r.name);
+    for (ext, text) in &files {
+        let path = dir.join(format!("{}.{ext}", r.name));
+        write_atomically(&path, text.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 
@@ -160,10 +204,10 @@ fn sparse(args: &SweepArgs) -> Result<()> {
         csv: sparse_csv(&rows),
         header,
         table,
-        plot: plot(
+        plot: Some(plot(
             &rows,
             format!("Sparse weight products: latency vs sparsity ({device}, f32)"),
-        ),
+        )),
     };
     publish(reports, device, &command_line(), args.out.as_deref())
 }
@@ -197,10 +241,50 @@ fn attention(args: &SweepArgs) -> Result<()> {
         csv: attention_csv(&rows),
         header,
         table,
-        plot: plot(
+        plot: Some(plot(
             &rows,
             format!("Block-sparse attention: latency vs block sparsity ({device}, f32)"),
-        ),
+        )),
     };
     publish(reports, device, &command_line(), args.out.as_deref())
+}
+
+fn model(args: &ModelArgs) -> Result<()> {
+    let config = ModelConfig::preset(&args.model)?;
+    let format: SparseFormat = args.format.parse()?;
+    if let Some(s) = args.sparsity.iter().find(|s| !(0.0..1.0).contains(*s)) {
+        return Err(Error::invalid(format!("--sparsity {s}: must be in [0, 1)")));
+    }
+    let bench = ModelBench {
+        model: args.model.clone(),
+        input: args.size.resolve(&config, args.batch)?,
+        sparsities: args.sparsity.clone(),
+        format,
+        budget: Duration::from_millis(args.budget_ms),
+        seed: args.seed,
+    };
+    eprintln!("bench model: {} ({})", args.model, describe(&bench.input));
+    let mut progress = Progress::new("bench model", 1 + bench.sparsities.len());
+    let rows = run_model_bench(&bench, &mut |r| {
+        progress.step(&format!(
+            "{}: {:.1} ms ({:.2}×)",
+            r.variant,
+            r.timing.median_s * 1e3,
+            r.speedup
+        ))
+    })?;
+    progress.finish();
+    let reports = Reports {
+        name: "model",
+        title: &format!(
+            "Forward latency of {} ({}), dense vs pruned",
+            args.model,
+            describe(&bench.input)
+        ),
+        csv: model_csv(&rows),
+        header: MODEL_HEADER.map(String::from).to_vec(),
+        table: model_table(&rows),
+        plot: None,
+    };
+    publish(reports, Device::Cpu, &command_line(), args.out.as_deref())
 }

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::input_size::{describe, InputSizeArgs};
 use crate::error::{Error, Result};
-use crate::flops::{count, FlopInput, Sparsity, VisualInput};
+use crate::flops::{count, Sparsity};
 use crate::model::config::{ModelConfig, PRESETS};
 use crate::model::hf_checkpoint::HfCheckpoint;
 
@@ -27,15 +28,9 @@ pub struct FlopsArgs {
     /// Examples per batch.
     #[arg(long, default_value_t = 1, value_name = "B")]
     pub batch: usize,
-    /// Text tokens per example (default: 20 for dual-stream, 40 for single-stream).
-    #[arg(long, value_name = "T")]
-    pub text_len: Option<usize>,
-    /// Regions per image of a dual-stream model (default: the config's, 36 for LXMERT).
-    #[arg(long, value_name = "R", conflicts_with = "image_size")]
-    pub regions: Option<usize>,
-    /// Image size of a single-stream model: S (square) or HxW (default: the config's).
-    #[arg(long, value_name = "S|HxW")]
-    pub image_size: Option<String>,
+    /// Text length and visual input size.
+    #[command(flatten)]
+    pub size: InputSizeArgs,
     /// Effective-FLOP knobs: a JSON file with `weight_density`, `attention_density`
     /// (name prefix → density), `skipped` (layer names) and `skip_adapter` (bottleneck).
     #[arg(long, value_name = "FILE")]
@@ -63,23 +58,6 @@ fn load_config(path: &Path) -> Result<ModelConfig> {
     }
 }
 
-/// Parses `S` or `HxW`.
-fn parse_image_size(text: &str) -> Result<VisualInput> {
-    let bad = || {
-        Error::invalid(format!(
-            "--image-size {text:?}: expected S or HxW in pixels"
-        ))
-    };
-    let (h, w) = match text.split_once(['x', 'X']) {
-        Some((h, w)) => (h, w),
-        None => (text, text),
-    };
-    Ok(VisualInput::Image {
-        height: h.trim().parse().map_err(|_| bad())?,
-        width: w.trim().parse().map_err(|_| bad())?,
-    })
-}
-
 /// Runs `sparsevlp flops`.
 pub fn run(args: &FlopsArgs) -> Result<()> {
     let (name, config) = match (&args.model, &args.config, &args.checkpoint) {
@@ -93,17 +71,7 @@ pub fn run(args: &FlopsArgs) -> Result<()> {
             )))
         }
     };
-    let mut input = FlopInput::default_for(&config);
-    input.batch = args.batch;
-    if let Some(t) = args.text_len {
-        input.text_len = t;
-    }
-    if let Some(r) = args.regions {
-        input.visual = VisualInput::Regions(r);
-    }
-    if let Some(s) = &args.image_size {
-        input.visual = parse_image_size(s)?;
-    }
+    let input = args.size.resolve(&config, args.batch)?;
     let sparsity = match &args.sparsity {
         None => Sparsity::default(),
         Some(p) => {
@@ -127,15 +95,7 @@ pub fn run(args: &FlopsArgs) -> Result<()> {
     if args.json {
         println!("{json}");
     } else {
-        println!(
-            "{name}: batch {}, {} text tokens, {}",
-            input.batch,
-            input.text_len,
-            match input.visual {
-                VisualInput::Regions(r) => format!("{r} regions"),
-                VisualInput::Image { height, width } => format!("{height}×{width} image"),
-            }
-        );
+        println!("{name}: {}", describe(&input));
         print!("{}", report.table());
     }
     Ok(())

@@ -5,6 +5,7 @@ mod data;
 mod flops;
 mod forward;
 mod info;
+mod input_size;
 
 use clap::{Parser, Subcommand};
 

@@ -19,17 +19,17 @@ use crate::tensor::Tensor;
 /// named `{name}.weight` / `{name}.bias`.
 ///
 /// The parameter always holds the dense weight (pruned elements are exact zeros), which is
-/// what checkpoints and optimizers see. With a sparse [`SparseFormat`] set, CPU products
-/// run on a [`SparseLinear`] built from it; the snapshot is rebuilt lazily whenever the
-/// parameters may have changed (after any `visit_params_mut`, e.g. an optimizer step). On
-/// GPU devices the dense weight (with its zeros) is used.
+/// what checkpoints and optimizers see. With a sparse format on the weight
+/// ([`Param::format`], set by [`Linear::set_format`] or by anyone visiting the parameters),
+/// CPU products run on a [`SparseLinear`] built from it; the snapshot is rebuilt lazily
+/// whenever the parameters may have changed (after any `visit_params_mut`, e.g. an
+/// optimizer step). On GPU devices the dense weight (with its zeros) is used.
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// Weight `[out_features, in_features]`.
     pub weight: Param,
     /// Bias `[out_features]`, if any.
     pub bias: Option<Param>,
-    format: SparseFormat,
     kernel: Option<Arc<SparseLinear>>,
     cache: Cache<Tensor>,
 }
@@ -48,7 +48,6 @@ impl Linear {
             weight: Param::new(&w, init.normal(&w, &[out_features, in_features])),
             bias: bias
                 .then(|| Param::new(format!("{name}.bias"), init.constant(&[out_features], 0.0))),
-            format: SparseFormat::Dense,
             kernel: None,
             cache: Cache::new(name),
         }
@@ -62,20 +61,20 @@ impl Linear {
             SparseFormat::Dense => None,
             _ => Some(self.build_kernel(format)?),
         };
-        self.format = format;
+        self.weight.format = format;
         self.kernel = kernel;
         Ok(())
     }
 
     /// The format the products use.
     pub fn format(&self) -> SparseFormat {
-        self.format
+        self.weight.format
     }
 
     /// Sparsity statistics of the weight in its format.
     pub fn sparse_stats(&self) -> Result<SparseStats> {
         let dense = Dense::from_tensor(&self.weight.value)?;
-        Ok(SparseMatrix::from_dense(self.format, dense)?.stats())
+        Ok(SparseMatrix::from_dense(self.weight.format, dense)?.stats())
     }
 
     fn build_kernel(&self, format: SparseFormat) -> Result<Arc<SparseLinear>> {
@@ -87,11 +86,16 @@ impl Linear {
     /// The sparse kernel for a CPU input, rebuilt if the weight may have changed; None for
     /// dense weights or GPU inputs.
     fn sparse_kernel(&mut self, x: &Tensor) -> Result<Option<Arc<SparseLinear>>> {
-        if self.format == SparseFormat::Dense || x.device().is_gpu() {
+        let format = self.weight.format;
+        if format == SparseFormat::Dense || x.device().is_gpu() {
             return Ok(None);
         }
-        if self.kernel.is_none() {
-            self.kernel = Some(self.build_kernel(self.format)?);
+        if self
+            .kernel
+            .as_ref()
+            .is_none_or(|k| k.matrix().format() != format)
+        {
+            self.kernel = Some(self.build_kernel(format)?);
         }
         Ok(self.kernel.clone())
     }

@@ -2,6 +2,7 @@
 
 use crate::device::Device;
 use crate::error::Result;
+use crate::sparse::SparseFormat;
 use crate::tensor::{DType, Tensor};
 
 /// A parameter: a stable dotted name (HF-compatible where a model has one), its value,
@@ -14,6 +15,10 @@ pub struct Param {
     pub value: Tensor,
     /// Accumulated ∂loss/∂value; same shape and dtype as `value`.
     pub grad: Tensor,
+    /// The format a layer computes with this weight in (`Dense` unless pruned; only
+    /// [`super::Linear`] weights honour other formats). The value itself stays dense, with
+    /// exact zeros at pruned elements.
+    pub format: SparseFormat,
 }
 
 impl Param {
@@ -24,6 +29,7 @@ impl Param {
             name: name.into(),
             value,
             grad,
+            format: SparseFormat::Dense,
         }
     }
 

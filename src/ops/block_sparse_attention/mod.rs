@@ -108,14 +108,16 @@ impl<'a, T: Float> Operands<'a, T> {
     /// Head `h` of batch `b` of a `[B, Tk, H·D]` activation, transposed to `[D, Tk]`.
     fn transposed_head(&self, x: &[T], (b, h): (usize, usize)) -> Vec<T> {
         let Dims { tk, d, .. } = self.dims;
-        let hd = self.dims.hd();
         let mut t = vec![T::ZERO; d * tk];
-        for j in 0..tk {
-            let row = &x[(b * tk + j) * hd + h * d..][..d];
-            for (c, &val) in row.iter().enumerate() {
-                t[c * tk + j] = val;
-            }
-        }
+        let src = self.rows_operand(x, (b, h), tk, &(0..tk));
+        transpose(
+            src,
+            (tk, d),
+            Target {
+                data: &mut t,
+                ld: tk,
+            },
+        );
         t
     }
 
@@ -403,7 +405,11 @@ fn backward_head<T: Float>(
             let (dq_rows, dk_keys) = (&mut dq[rows.start * d..], &mut dk[keys.start * d..]);
             let dv_keys = &mut dv[keys.start * d..];
             // dV_keys += Pᵀ · dO_rows
-            transpose(p, bk, pt);
+            transpose(
+                Operand { data: p, ld: bk },
+                (bq, bk),
+                Target { data: pt, ld: bq },
+            );
             tile_matmul(
                 dv_keys,
                 d,
@@ -429,7 +435,11 @@ fn backward_head<T: Float>(
                 (bq, bk, d),
                 true,
             );
-            transpose(ds, bk, dst);
+            transpose(
+                Operand { data: ds, ld: bk },
+                (bq, bk),
+                Target { data: dst, ld: bq },
+            );
             tile_matmul(
                 dk_keys,
                 d,
@@ -442,13 +452,26 @@ fn backward_head<T: Float>(
     }
 }
 
-/// `dst` = the transpose of `src` (rows of `cols` elements; `dst` the same length).
+/// A row-major destination: element (i, j) at `data[i·ld + j]`.
+struct Target<'a, T> {
+    data: &'a mut [T],
+    ld: usize,
+}
+
+/// Writes the transpose of the `rows × cols` matrix `src` into `dst` (`cols × rows`).
+///
+/// Bands of 16 source rows: their elements stay in L1 while every column of the band is
+/// written out as one contiguous run of `dst`.
 #[inline(always)]
-fn transpose<T: Float>(src: &[T], cols: usize, dst: &mut [T]) {
-    let rows = src.len() / cols;
-    for (r, row) in src.chunks_exact(cols).enumerate() {
-        for (c, &x) in row.iter().enumerate() {
-            dst[c * rows + r] = x;
+fn transpose<T: Float>(src: Operand<'_, T>, (rows, cols): (usize, usize), dst: Target<'_, T>) {
+    const BAND: usize = 16;
+    for r0 in (0..rows).step_by(BAND) {
+        let band = (rows - r0).min(BAND);
+        for c in 0..cols {
+            let out = &mut dst.data[c * dst.ld + r0..][..band];
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = src.data[(r0 + i) * src.ld + c];
+            }
         }
     }
 }

@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use super::pack::pack_tiles;
+use super::pack::{pack_tiles, Aligned};
 use super::simd::{Lanes, Portable, SharedOut};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Ymm, Zmm};
@@ -36,16 +36,23 @@ pub(super) struct Panels {
     seg_len: Vec<usize>,
     /// Offset of each segment's packed values.
     seg_off: Vec<usize>,
-    values: Vec<f32>,
+    /// Packed values (cache-line aligned once the strips are complete).
+    values: Aligned,
 }
 
 /// Output rows per strip of a dense weight.
 const DENSE_WIDTH: usize = 32;
 
-impl Panels {
-    /// An empty set of strips for `A [out, inp]` in strips of `width`.
-    fn empty(out: usize, inp: usize, width: usize) -> Panels {
-        Panels {
+/// Collects strips and segments, then aligns the packed values.
+struct Builder {
+    panels: Panels,
+    values: Vec<f32>,
+}
+
+impl Builder {
+    /// No strips yet for `A [out, inp]` in strips of `width`.
+    fn new(out: usize, inp: usize, width: usize) -> Builder {
+        let panels = Panels {
             out,
             inp,
             width,
@@ -53,6 +60,10 @@ impl Panels {
             seg_col: Vec::new(),
             seg_len: Vec::new(),
             seg_off: Vec::new(),
+            values: Aligned::zeros(0),
+        };
+        Builder {
+            panels,
             values: Vec::new(),
         }
     }
@@ -60,32 +71,41 @@ impl Panels {
     /// Appends a segment of `len` columns from `col` to the current strip;
     /// `value(k, i)` is A[strip row i, col + k] (only called for rows inside `A`).
     fn segment(&mut self, col: usize, len: usize, value: impl Fn(usize, usize) -> f32) {
-        let strip = self.seg_ptr.len() - 1;
-        let rows = self.width.min(self.out - strip * self.width);
-        self.seg_col.push(col);
-        self.seg_len.push(len);
-        self.seg_off.push(self.values.len());
+        let p = &mut self.panels;
+        let strip = p.seg_ptr.len() - 1;
+        let rows = p.width.min(p.out - strip * p.width);
+        p.seg_col.push(col);
+        p.seg_len.push(len);
+        p.seg_off.push(self.values.len());
         for k in 0..len {
             self.values
-                .extend((0..self.width).map(|i| if i < rows { value(k, i) } else { 0.0 }));
+                .extend((0..p.width).map(|i| if i < rows { value(k, i) } else { 0.0 }));
         }
     }
 
     /// Closes the current strip.
     fn end_strip(&mut self) {
-        self.seg_ptr.push(self.seg_col.len());
+        self.panels.seg_ptr.push(self.panels.seg_col.len());
     }
 
+    /// The finished panels.
+    fn finish(mut self) -> Panels {
+        self.panels.values = Aligned::from_slice(&self.values);
+        self.panels
+    }
+}
+
+impl Panels {
     /// A dense row-major `A [out, inp]`: one segment over all columns per strip.
     pub(super) fn dense(a: &[f32], out: usize, inp: usize) -> Panels {
-        let mut p = Panels::empty(out, inp, DENSE_WIDTH);
+        let mut p = Builder::new(out, inp, DENSE_WIDTH);
         for s in 0..out.div_ceil(DENSE_WIDTH) {
             if inp > 0 {
                 p.segment(0, inp, |k, i| a[(s * DENSE_WIDTH + i) * inp + k]);
             }
             p.end_strip();
         }
-        p
+        p.finish()
     }
 
     /// A BSR matrix W (`transpose = false`: strips are block rows) or Wᵀ (`transpose =
@@ -98,15 +118,16 @@ impl Panels {
         let (ptr, idx, vals) = (w.block_row_ptr(), w.block_col_idx(), w.values());
         let block = |k: usize| &vals[k * b * b..(k + 1) * b * b];
         if !transpose {
-            let mut p = Panels::empty(rows, cols, b);
+            let mut p = Builder::new(rows, cols, b);
             for bi in 0..brows {
-                for k in ptr[bi] as usize..ptr[bi + 1] as usize {
-                    let col = idx[k] as usize * b;
+                let (first, end) = (ptr[bi] as usize, ptr[bi + 1] as usize);
+                for (k, &bj) in (first..end).zip(&idx[first..end]) {
+                    let col = bj as usize * b;
                     p.segment(col, b.min(cols - col), |kk, i| block(k)[i * b + kk]);
                 }
                 p.end_strip();
             }
-            return p;
+            return p.finish();
         }
         let mut by_col: Vec<Vec<(usize, usize)>> = vec![Vec::new(); bcols];
         for bi in 0..brows {
@@ -114,7 +135,7 @@ impl Panels {
                 by_col[idx[k] as usize].push((bi, k));
             }
         }
-        let mut p = Panels::empty(cols, rows, b);
+        let mut p = Builder::new(cols, rows, b);
         for blocks in &by_col {
             for &(bi, k) in blocks {
                 let row = bi * b;
@@ -122,7 +143,7 @@ impl Panels {
             }
             p.end_strip();
         }
-        p
+        p.finish()
     }
 
     /// `y [tokens, out] = x [tokens, inp] · Aᵀ` at `level` (slice lengths checked by the
@@ -218,13 +239,13 @@ impl Panels {
         for (t, acc_t) in acc.iter().enumerate().take(tokens - tile * NT) {
             let dst = out.at((tile * NT + t) * self.out + r0);
             if valid == self.width {
-                for v in 0..NV {
-                    S::store(dst.add(v * S::LANES), acc_t[v]);
+                for (v, a) in acc_t.iter().enumerate() {
+                    S::store(dst.add(v * S::LANES), *a);
                 }
             } else {
                 let mut row = [0f32; 64];
-                for v in 0..NV {
-                    S::store(row.as_mut_ptr().add(v * S::LANES), acc_t[v]);
+                for (v, a) in acc_t.iter().enumerate() {
+                    S::store(row.as_mut_ptr().add(v * S::LANES), *a);
                 }
                 std::ptr::copy_nonoverlapping(row.as_ptr(), dst, valid);
             }

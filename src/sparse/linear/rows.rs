@@ -4,20 +4,23 @@
 //! The operator `A [out, inp]` is held as compressed rows. The kernel computes
 //! `Yᵗ[r, tile] = Σ_e A[r, c_e] · Xᵗ[c_e, tile]` for a tile of `T` tokens, vectorised over
 //! tokens: per stored entry one broadcast of the weight and `T / LANES` loads and
-//! multiply-adds from the token-tiled activations (see [`super::pack`]). Tasks own
+//! multiply-adds from the token-tiled activations (see [`super::pack`]). The columns are
+//! cut into panels (at least [`MIN_PANEL_COLS`]) so the panel of the token tile in use stays in L1
+//! while every row of a task passes over it (each row keeps, per panel, where its
+//! entries start), and rows go in pairs so the multiply-add chains overlap. Tasks own
 //! contiguous row ranges of balanced cost (entries plus a per-row overhead), so the
 //! finished `Yᵗ` block of a range is transposed into the output's columns `r0..r1`
 //! without other tasks touching them.
 
 use rayon::prelude::*;
 
-use super::pack::pack_tiles;
+use super::pack::{pack_tiles, Aligned};
 use super::simd::{Lanes, Portable, SharedOut};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Ymm, Zmm};
 use crate::ops::cpu::SimdLevel;
 
-/// A weight as compressed rows with balanced task ranges.
+/// A weight as compressed rows with balanced task ranges and per-panel entry starts.
 #[derive(Debug, Clone)]
 pub(super) struct Rows {
     out: usize,
@@ -25,18 +28,34 @@ pub(super) struct Rows {
     row_ptr: Vec<usize>,
     col_idx: Vec<u32>,
     values: Vec<f32>,
+    /// Column panels: `inp.div_ceil(panel_cols)`.
+    panels: usize,
+    /// `split[r * (panels + 1) + p]`: the first entry of row `r` at a column
+    /// `>= p * panel_cols` (the last is the row's end).
+    split: Vec<usize>,
     /// Task boundaries: task `i` owns rows `ranges[i]..ranges[i + 1]`.
     ranges: Vec<usize>,
 }
 
 /// Most rows one task owns (bounds its `Yᵗ` buffer).
-const MAX_RANGE_ROWS: usize = 128;
+const MAX_RANGE_ROWS: usize = 512;
 /// The cost of a row beyond its entries, in entries.
 const ROW_COST: usize = 4;
+/// Fewest input columns per panel: a panel of a 64-token tile is then 24 KiB.
+const MIN_PANEL_COLS: usize = 96;
+/// Entries a row should have per panel, so the per-panel row overhead stays small.
+const ENTRIES_PER_PANEL: usize = 16;
+
+/// Input columns per panel: at least [`MIN_PANEL_COLS`], widened for sparse matrices so
+/// an average row has [`ENTRIES_PER_PANEL`] entries in each.
+fn panel_cols(out: usize, inp: usize, nnz: usize) -> usize {
+    let per_row = nnz.div_ceil(out.max(1)).max(1);
+    (ENTRIES_PER_PANEL * inp / per_row).clamp(MIN_PANEL_COLS, inp.max(MIN_PANEL_COLS))
+}
 
 impl Rows {
     /// Compressed rows of `A [out, inp]`: row `r` holds entries `row_ptr[r]..row_ptr[r +
-    /// 1]` of `col_idx` / `values` (already validated).
+    /// 1]` of `col_idx` / `values` (already validated: columns increase within a row).
     pub(super) fn new(
         out: usize,
         inp: usize,
@@ -45,7 +64,7 @@ impl Rows {
         values: Vec<f32>,
     ) -> Rows {
         let total = col_idx.len() + ROW_COST * out;
-        let target = (total / 64).max(4096);
+        let target = (total / 16).max(4096);
         let mut ranges = vec![0];
         let mut cost = 0;
         for r in 0..out {
@@ -58,12 +77,26 @@ impl Rows {
         if ranges[ranges.len() - 1] != out {
             ranges.push(out);
         }
+        let panel_cols = panel_cols(out, inp, col_idx.len());
+        let panels = inp.div_ceil(panel_cols);
+        let mut split = Vec::with_capacity(out * (panels + 1));
+        for r in 0..out {
+            let mut e = row_ptr[r];
+            for p in 0..=panels {
+                while e < row_ptr[r + 1] && (col_idx[e] as usize) < p * panel_cols {
+                    e += 1;
+                }
+                split.push(if p == panels { row_ptr[r + 1] } else { e });
+            }
+        }
         Rows {
             out,
             inp,
             row_ptr,
             col_idx,
             values,
+            panels,
+            split,
             ranges,
         }
     }
@@ -112,8 +145,8 @@ impl Rows {
     }
 
     /// `y [tokens, out] = x [tokens, inp] · Aᵀ` at `level` (slice lengths checked by the
-    /// caller). The token tile is the smallest of 1, 2 or 4 registers that covers
-    /// `tokens` (4 at most).
+    /// caller). The token tile is the smallest of 1, 2 or 4 registers (at most 64
+    /// tokens) that covers `tokens`.
     pub(super) fn forward(&self, x: &[f32], tokens: usize, y: &mut [f32], level: SimdLevel) {
         match (level, tokens) {
             #[cfg(target_arch = "x86_64")]
@@ -133,7 +166,8 @@ impl Rows {
         }
     }
 
-    /// The parallel driver over row ranges; each range runs every token tile.
+    /// The parallel driver over row ranges; each range runs every token tile, panel by
+    /// panel.
     fn run<S: Lanes, const NV: usize>(&self, x: &[f32], tokens: usize, y: &mut [f32]) {
         let t = NV * S::LANES;
         if tokens == 0 || self.out == 0 {
@@ -143,49 +177,165 @@ impl Rows {
         let out = SharedOut::new(y);
         self.ranges.par_windows(2).for_each(|range| {
             let (r0, r1) = (range[0], range[1]);
-            let mut yt = vec![0f32; (r1 - r0) * t];
+            let mut yt = Aligned::zeros((r1 - r0) * t);
             for tile in 0..tokens.div_ceil(t) {
                 let xt = &xp[tile * self.inp * t..(tile + 1) * self.inp * t];
+                let valid = t.min(tokens - tile * t);
+                yt.fill(0.0);
                 S::run(
                     #[inline(always)]
                     || {
-                        for r in r0..r1 {
-                            // SAFETY: runs at S::LEVEL; `xt` is one packed tile of `t`
-                            // tokens and `yt` has `t` floats per row of the range.
-                            unsafe { self.row::<S, NV>(r, xt, &mut yt[(r - r0) * t..]) }
+                        // SAFETY (every call below): runs at S::LEVEL; `xt` is one packed
+                        // tile of `t` tokens; `yt` has `t` floats per row of the range;
+                        // this task alone owns output columns r0..r1, and the tile's
+                        // `valid` tokens are inside the output.
+                        let last = self.panels.saturating_sub(1);
+                        for p in 0..last {
+                            unsafe { self.rows_pass::<S, NV>(p, r0, [r0, r1], xt, &mut yt) };
+                        }
+                        // The last panel goes 8 rows at a time, each group transposed
+                        // into the output while it is still in L1.
+                        for g in (r0..r1).step_by(8) {
+                            let ge = (g + 8).min(r1);
+                            if self.panels > 0 {
+                                unsafe { self.rows_pass::<S, NV>(last, r0, [g, ge], xt, &mut yt) };
+                            }
+                            unsafe {
+                                transpose_out::<S>(
+                                    &yt[(g - r0) * t..],
+                                    t,
+                                    [ge - g, valid],
+                                    out.at(tile * t * self.out + g),
+                                    self.out,
+                                )
+                            };
                         }
                     },
                 );
-                for k in 0..t.min(tokens - tile * t) {
-                    // SAFETY: this task alone owns output columns r0..r1, and
-                    // `tile * t + k < tokens`.
-                    let dst = unsafe { out.at((tile * t + k) * self.out + r0) };
-                    for i in 0..r1 - r0 {
-                        unsafe { *dst.add(i) = yt[i * t + k] };
-                    }
-                }
             }
         });
     }
 
-    /// One output row over one token tile: `yt[..t] = Σ_e v_e · xt[c_e][..t]`.
+    /// Adds panel `p` of rows `rows[0]..rows[1]` into `yt` (the buffer of the range
+    /// starting at `r0`), two rows at a time.
     ///
     /// # Safety
-    /// Runs at `S::LEVEL`; `xt` is `[inp][t]`, `yt` holds at least `t` floats.
+    /// As for [`Rows::rows_panel`].
     #[inline(always)]
-    unsafe fn row<S: Lanes, const NV: usize>(&self, r: usize, xt: &[f32], yt: &mut [f32]) {
+    unsafe fn rows_pass<S: Lanes, const NV: usize>(
+        &self,
+        p: usize,
+        r0: usize,
+        [first, end]: [usize; 2],
+        xt: &[f32],
+        yt: &mut [f32],
+    ) {
         let t = NV * S::LANES;
-        debug_assert!(yt.len() >= t && xt.len() == self.inp * t);
-        let mut acc = [S::zero(); NV];
-        for e in self.row_ptr[r]..self.row_ptr[r + 1] {
-            let w = S::splat(*self.values.get_unchecked(e));
-            let xs = xt.as_ptr().add(*self.col_idx.get_unchecked(e) as usize * t);
-            for (v, a) in acc.iter_mut().enumerate() {
-                *a = S::fma(S::load(xs.add(v * S::LANES)), w, *a);
+        let mut r = first;
+        while r < end {
+            let pair = r + 1 < end;
+            self.rows_panel::<S, NV>(r, pair, p, xt, &mut yt[(r - r0) * t..]);
+            r += if pair { 2 } else { 1 };
+        }
+    }
+
+    /// Adds panel `p` of row `r` (and of row `r + 1` when `pair`) over one token tile:
+    /// `yt[..t] += Σ_e v_e · xt[c_e][..t]` (row `r + 1` into `yt[t..2t]`).
+    ///
+    /// # Safety
+    /// Runs at `S::LEVEL`; `xt` is `[inp][t]`; `yt` holds `t` (or `2t` when `pair`)
+    /// floats.
+    #[inline(always)]
+    unsafe fn rows_panel<S: Lanes, const NV: usize>(
+        &self,
+        r: usize,
+        pair: bool,
+        p: usize,
+        xt: &[f32],
+        yt: &mut [f32],
+    ) {
+        let t = NV * S::LANES;
+        let stride = self.panels + 1;
+        let (a0, a1) = (self.split[r * stride + p], self.split[r * stride + p + 1]);
+        let (b0, b1) = if pair {
+            (
+                self.split[(r + 1) * stride + p],
+                self.split[(r + 1) * stride + p + 1],
+            )
+        } else {
+            (0, 0)
+        };
+        if a0 == a1 && b0 == b1 {
+            return;
+        }
+        let ya = yt.as_mut_ptr();
+        let yb = ya.add(if pair { t } else { 0 });
+        let mut acc_a: [S::V; NV] =
+            std::array::from_fn(|v| unsafe { S::load(ya.add(v * S::LANES)) });
+        let mut acc_b: [S::V; NV] =
+            std::array::from_fn(|v| unsafe { S::load(yb.add(v * S::LANES)) });
+        let n = (a1 - a0).min(b1 - b0);
+        for i in 0..n {
+            self.entry::<S, NV>(a0 + i, xt, &mut acc_a);
+            self.entry::<S, NV>(b0 + i, xt, &mut acc_b);
+        }
+        for e in a0 + n..a1 {
+            self.entry::<S, NV>(e, xt, &mut acc_a);
+        }
+        for e in b0 + n..b1 {
+            self.entry::<S, NV>(e, xt, &mut acc_b);
+        }
+        if pair {
+            for (v, a) in acc_b.iter().enumerate() {
+                S::store(yb.add(v * S::LANES), *a);
             }
         }
-        for (v, a) in acc.iter().enumerate() {
-            S::store(yt.as_mut_ptr().add(v * S::LANES), *a);
+        for (v, a) in acc_a.iter().enumerate() {
+            S::store(ya.add(v * S::LANES), *a);
+        }
+    }
+
+    /// `acc += v_e · xt[c_e][..t]` for entry `e`.
+    ///
+    /// # Safety
+    /// Runs at `S::LEVEL`; `e` is an entry; `xt` is `[inp][NV * LANES]`.
+    #[inline(always)]
+    unsafe fn entry<S: Lanes, const NV: usize>(&self, e: usize, xt: &[f32], acc: &mut [S::V; NV]) {
+        let w = S::splat(*self.values.get_unchecked(e));
+        let xs = xt
+            .as_ptr()
+            .add(*self.col_idx.get_unchecked(e) as usize * NV * S::LANES);
+        for (v, a) in acc.iter_mut().enumerate() {
+            *a = S::fma(S::load(xs.add(v * S::LANES)), w, *a);
+        }
+    }
+}
+
+/// `dst[k * ld + i] = yt[i * t + k]` for `i < rows`, `k < tokens`: the finished `Yᵗ`
+/// block of a row range written into the output's columns, 8 × 8 blocks at a time.
+///
+/// # Safety
+/// Runs at `S::LEVEL`; `yt` is `[rows][t]` with `t` a multiple of 8; `dst` is writable
+/// at those offsets.
+#[inline(always)]
+unsafe fn transpose_out<S: Lanes>(
+    yt: &[f32],
+    t: usize,
+    [rows, tokens]: [usize; 2],
+    dst: *mut f32,
+    ld: usize,
+) {
+    let src = yt.as_ptr();
+    let (full_rows, full_tokens) = (rows / 8 * 8, tokens / 8 * 8);
+    for i in (0..full_rows).step_by(8) {
+        for k in (0..full_tokens).step_by(8) {
+            S::transpose8(src.add(i * t + k), t, dst.add(k * ld + i), ld);
+        }
+    }
+    for k in 0..tokens {
+        let first = if k < full_tokens { full_rows } else { 0 };
+        for i in first..rows {
+            *dst.add(k * ld + i) = yt[i * t + k];
         }
     }
 }

@@ -143,8 +143,8 @@ unsafe fn block_rows<S: Lanes, const NV: usize, const G: usize>(
     }
     let mut row = [0f32; 32];
     for (g, acc_g) in acc.iter().enumerate().take(valid[0]) {
-        for v in 0..NV {
-            S::store(row.as_mut_ptr().add(v * S::LANES), acc_g[v]);
+        for (v, a) in acc_g.iter().enumerate() {
+            S::store(row.as_mut_ptr().add(v * S::LANES), *a);
         }
         std::ptr::copy_nonoverlapping(row.as_ptr(), out.add(g * ld), valid[1]);
     }
@@ -185,8 +185,9 @@ fn rows_run<S: Lanes>(plan: &Rows, x: &[f32], dy: &[f32], tokens: usize) -> Vec<
             || {
                 for r in range[0]..range[1] {
                     let d = &dyt[r * t..(r + 1) * t];
-                    for e in row_ptr[r]..row_ptr[r + 1] {
-                        let c = col_idx[e] as usize;
+                    let (first, end) = (row_ptr[r], row_ptr[r + 1]);
+                    for (e, &c) in (first..end).zip(&col_idx[first..end]) {
+                        let c = c as usize;
                         // SAFETY: runs at S::LEVEL; both rows hold `t` floats, a multiple
                         // of the lanes; entry `e` belongs to this task's rows.
                         unsafe { *dst.at(e) = dot::<S>(d, &xt[c * t..(c + 1) * t]) };

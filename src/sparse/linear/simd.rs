@@ -34,6 +34,17 @@ pub(super) trait Lanes: Copy {
     /// Sum of all lanes.
     unsafe fn sum(v: Self::V) -> f32;
 
+    /// Writes the transpose of the 8 × 8 block at `src` (row stride `src_ld`) to `dst`
+    /// (row stride `dst_ld`): `dst[j * dst_ld + i] = src[i * src_ld + j]`.
+    #[inline(always)]
+    unsafe fn transpose8(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
+        for i in 0..8 {
+            for j in 0..8 {
+                *dst.add(j * dst_ld + i) = *src.add(i * src_ld + j);
+            }
+        }
+    }
+
     /// Runs `f` compiled for [`Self::LEVEL`] (pass an `#[inline(always)]` closure).
     #[inline(always)]
     fn run<R>(f: impl FnOnce() -> R) -> R {
@@ -92,6 +103,52 @@ mod x86 {
         unsafe fn sum(v: __m512) -> f32 {
             _mm512_reduce_add_ps(v)
         }
+        #[inline(always)]
+        unsafe fn transpose8(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
+            transpose8_avx(src, src_ld, dst, dst_ld)
+        }
+    }
+
+    /// [`Lanes::transpose8`] with AVX shuffles (unpack pairs, then quads, then halves).
+    #[inline(always)]
+    unsafe fn transpose8_avx(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
+        let r: [__m256; 8] =
+            std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * src_ld)) });
+        let t: [__m256; 8] = std::array::from_fn(|i| {
+            let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+            if i % 2 == 0 {
+                _mm256_unpacklo_ps(a, b)
+            } else {
+                _mm256_unpackhi_ps(a, b)
+            }
+        });
+        let q = |a: __m256, b: __m256, hi: bool| {
+            if hi {
+                _mm256_shuffle_ps::<0xEE>(a, b)
+            } else {
+                _mm256_shuffle_ps::<0x44>(a, b)
+            }
+        };
+        let u = [
+            q(t[0], t[2], false),
+            q(t[0], t[2], true),
+            q(t[1], t[3], false),
+            q(t[1], t[3], true),
+            q(t[4], t[6], false),
+            q(t[4], t[6], true),
+            q(t[5], t[7], false),
+            q(t[5], t[7], true),
+        ];
+        for j in 0..4 {
+            _mm256_storeu_ps(
+                dst.add(j * dst_ld),
+                _mm256_permute2f128_ps::<0x20>(u[j], u[j + 4]),
+            );
+            _mm256_storeu_ps(
+                dst.add((j + 4) * dst_ld),
+                _mm256_permute2f128_ps::<0x31>(u[j], u[j + 4]),
+            );
+        }
     }
 
     impl Lanes for Ymm {
@@ -127,6 +184,10 @@ mod x86 {
             let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
             let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
             _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)))
+        }
+        #[inline(always)]
+        unsafe fn transpose8(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
+            transpose8_avx(src, src_ld, dst, dst_ld)
         }
     }
 }

@@ -11,7 +11,6 @@ use super::sparse::GpuBlockLayout;
 use super::{GpuBuffer, GpuContext, KernelArg, LaunchConfig};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::sparse::attention::BlockLayout;
 use crate::tensor::{DType, Shape, Tensor};
 
 /// Threads per block of the element-wise kernels (kernels/elementwise.cu `THREADS`).
@@ -377,27 +376,26 @@ fn poisoned_output(ctx: &GpuContext, shape: impl Into<Shape>) -> Result<Tensor> 
     Tensor::from_gpu(scratch(ctx, shape.numel() * 4)?, DType::F32, shape)
 }
 
-/// Block-sparse flash attention forward over the pairs `layout` allows (uploaded for this
-/// call); returns the context `[B, Tq, H·D]` and the per-row log-sum-exp `[B, H, Tq]`.
+/// Block-sparse flash attention forward over the pairs `layout` allows; returns the
+/// context `[B, Tq, H·D]` and the per-row log-sum-exp `[B, H, Tq]`.
 pub fn block_sparse_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     shape: &AttentionShape,
-    layout: &BlockLayout,
+    layout: &GpuBlockLayout,
     key_mask: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor)> {
     let device = q.device();
     let ctx = GpuContext::get(device)?;
     let op = "block_sparse_attention";
     let mask = key_mask.map(|m| operand(m, device, op)).transpose()?;
-    let gpu_layout = GpuBlockLayout::upload(ctx, layout)?;
     let mut out = poisoned_output(ctx, q.shape().clone())?;
     let mut lse = poisoned_output(ctx, [shape.batch, shape.heads, shape.tq])?;
     sparse_attn::block_sparse_attention_forward(
         ctx,
         shape,
-        &gpu_layout,
+        layout,
         operand(q, device, op)?,
         operand(k, device, op)?,
         operand(v, device, op)?,
@@ -416,7 +414,7 @@ pub fn block_sparse_attention_backward(
     k: &Tensor,
     v: &Tensor,
     shape: &AttentionShape,
-    layout: &BlockLayout,
+    layout: &GpuBlockLayout,
     key_mask: Option<&Tensor>,
     out: &Tensor,
     lse: &Tensor,
@@ -426,14 +424,13 @@ pub fn block_sparse_attention_backward(
     let ctx = GpuContext::get(device)?;
     let op = "block_sparse_attention_backward";
     let mask = key_mask.map(|m| operand(m, device, op)).transpose()?;
-    let gpu_layout = GpuBlockLayout::upload(ctx, layout)?;
     let mut dq = poisoned_output(ctx, q.shape().clone())?;
     let mut dk = poisoned_output(ctx, k.shape().clone())?;
     let mut dv = poisoned_output(ctx, v.shape().clone())?;
     sparse_attn::block_sparse_attention_backward(
         ctx,
         shape,
-        &gpu_layout,
+        layout,
         operand(q, device, op)?,
         operand(k, device, op)?,
         operand(v, device, op)?,

@@ -17,8 +17,9 @@
 //! row. dK and dV are accumulated inside the (batch, head) task, so there are no races.
 //!
 //! On GPU devices (f32) both passes run the flash kernels of
-//! kernels/block_sparse_attention.cu through `gpu::tensor_ops` (the layout is uploaded
-//! per call); the saved state is the same: output, log-sum-exp, key mask and layout.
+//! kernels/block_sparse_attention.cu through `gpu::tensor_ops`; the saved state is the
+//! same (output, log-sum-exp, key mask, layout) plus the layout as uploaded by the forward,
+//! which the backward reuses.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -26,6 +27,7 @@ mod tile;
 mod tile_matmul;
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -34,6 +36,8 @@ use super::cpu::vectorized;
 use super::elementwise::sum_zip;
 use super::gemm::MatView;
 use crate::error::{Error, Result};
+use crate::gpu::sparse::GpuBlockLayout;
+use crate::gpu::GpuContext;
 use crate::sparse::attention::BlockLayout;
 use crate::tensor::{with_float, Float, Tensor};
 use tile::{logits, probabilities, score_gradients, OnlineSoftmax, TileMask};
@@ -52,6 +56,8 @@ pub struct BlockSparseSaved {
     pub layout: BlockLayout,
     /// Number of heads.
     pub heads: usize,
+    /// GPU devices only: the layout as the forward uploaded it (the backward reuses it).
+    pub gpu_layout: Option<Arc<GpuBlockLayout>>,
 }
 
 /// The operands of one call as typed slices, shared by every (batch, head) task.
@@ -189,12 +195,13 @@ pub fn block_sparse_attention(
     let dims = check_all(q, k, v, heads, layout, key_mask, OP)?;
     let Dims { b, tq, h, d, .. } = dims;
     if q.device().is_gpu() {
+        let gpu_layout = GpuBlockLayout::upload(GpuContext::get(q.device())?, layout)?;
         let (out, lse) = crate::gpu::tensor_ops::block_sparse_attention(
             q,
             k,
             v,
             &dims.flash_shape(),
-            layout,
+            &gpu_layout,
             key_mask,
         )?;
         return Ok((
@@ -205,6 +212,7 @@ pub fn block_sparse_attention(
                 key_mask: key_mask.cloned(),
                 layout: layout.clone(),
                 heads,
+                gpu_layout: Some(Arc::new(gpu_layout)),
             },
         ));
     }
@@ -239,6 +247,7 @@ pub fn block_sparse_attention(
                 key_mask: key_mask.cloned(),
                 layout: layout.clone(),
                 heads,
+                gpu_layout: None,
             },
         ))
     })
@@ -298,12 +307,20 @@ pub fn block_sparse_attention_backward(
     q.expect_same_dtype(&saved.out, OP)?;
     q.expect_same_dtype(&saved.lse, OP)?;
     if q.device().is_gpu() {
+        let uploaded;
+        let gpu_layout = match &saved.gpu_layout {
+            Some(l) => l.as_ref(),
+            None => {
+                uploaded = GpuBlockLayout::upload(GpuContext::get(q.device())?, layout)?;
+                &uploaded
+            }
+        };
         return crate::gpu::tensor_ops::block_sparse_attention_backward(
             q,
             k,
             v,
             &dims.flash_shape(),
-            layout,
+            gpu_layout,
             key_mask,
             &saved.out,
             &saved.lse,

@@ -36,15 +36,9 @@
 //   dQ is computed by its own kernel instead of atomics across key blocks, so every
 //   gradient is deterministic (the price: S and dP are computed twice).
 //   d64 backward tiles: BQ = BKV = 32; d128: BQ = BKV = 16.
-#include "common.cuh"
+#include "attention_tile.cuh"
 
 namespace attention_tile {
-constexpr int THREADS = 128;  // threads per block
-constexpr int RG = 16;        // thread rows (ty)
-constexpr int CG = 8;         // thread columns (tx): 8 consecutive lanes share a row
-constexpr int PAD_P = 8;      // padding of score tiles (P, dS) rows
-static_assert(RG * CG == THREADS, "16 x 8 thread grid");
-
 // Forward tiles for head dims ≤ 64 and ≤ 128.
 constexpr int FWD64_BQ = 64, FWD64_BKV = 32;
 constexpr int FWD128_BQ = 32, FWD128_BKV = 32;
@@ -54,79 +48,6 @@ constexpr int BWD128_BQ = 16, BWD128_BKV = 16;
 // Rows of the Δ kernel per block (one warp per row).
 constexpr int DOT_ROWS = THREADS / SVLP_WARP;
 }  // namespace attention_tile
-
-// Pointer to row `t`, head `h` of a [B, T, H·D] activation of batch b.
-static __device__ __forceinline__ size_t attn_row(int b, int t, int T, int h, int H, int D) {
-  return ((size_t)b * T + t) * (size_t)(H * D) + (size_t)h * D;
-}
-
-// tile[r][c] (row stride SD) = rows row0.. of head h of a [B, T, H·D] activation, columns
-// c < DMAX; zero outside (rows ≥ T, columns ≥ D).
-template <int ROWS, int DMAX, int SD>
-static __device__ __forceinline__ void attn_load(float* tile, const float* __restrict__ src,
-                                                 int b, int h, int row0, int T, int H, int D) {
-  for (int idx = threadIdx.x; idx < ROWS * DMAX; idx += attention_tile::THREADS) {
-    const int r = idx / DMAX, c = idx % DMAX, row = row0 + r;
-    tile[r * SD + c] = (row < T && c < D) ? src[attn_row(b, row, T, h, H, D) + c] : 0.f;
-  }
-}
-
-// acc[i][j] += Σ_{k < kn} A(ty + 16i, k) · B(k, tx + 8j) with A(r, k) = a[r·LDA + k] and
-// B(k, c) = bm[c·BROW + k·BCOL] (shared-memory operands; see the work split).
-template <int TR, int TC, int LDA, int BROW, int BCOL>
-static __device__ __forceinline__ void attn_mm(float (&acc)[TR][TC], const float* a,
-                                               const float* bm, int kn) {
-  using namespace attention_tile;
-  const int ty = threadIdx.x / CG, tx = threadIdx.x % CG;
-#pragma unroll 4
-  for (int k = 0; k < kn; ++k) {
-    float av[TR], bv[TC];
-#pragma unroll
-    for (int i = 0; i < TR; ++i) av[i] = a[(ty + i * RG) * LDA + k];
-#pragma unroll
-    for (int j = 0; j < TC; ++j) bv[j] = bm[(tx + j * CG) * BROW + k * BCOL];
-#pragma unroll
-    for (int i = 0; i < TR; ++i)
-#pragma unroll
-      for (int j = 0; j < TC; ++j) acc[i][j] += av[i] * bv[j];
-  }
-}
-
-template <int TR, int TC>
-static __device__ __forceinline__ void attn_zero(float (&acc)[TR][TC]) {
-#pragma unroll
-  for (int i = 0; i < TR; ++i)
-#pragma unroll
-    for (int j = 0; j < TC; ++j) acc[i][j] = 0.f;
-}
-
-// Writes a register tile (rows row0 + ty + 16i, columns tx + 8j < D) times `mul` to head h
-// of a [B, T, H·D] activation.
-template <int TR, int TC>
-static __device__ __forceinline__ void attn_store(const float (&acc)[TR][TC], float mul,
-                                                  float* __restrict__ dst, int b, int h,
-                                                  int row0, int T, int H, int D) {
-  using namespace attention_tile;
-  const int ty = threadIdx.x / CG, tx = threadIdx.x % CG;
-#pragma unroll
-  for (int i = 0; i < TR; ++i) {
-    const int row = row0 + ty + i * RG;
-    if (row >= T) continue;
-    float* out = dst + attn_row(b, row, T, h, H, D);
-#pragma unroll
-    for (int j = 0; j < TC; ++j) {
-      const int c = tx + j * CG;
-      if (c < D) out[c] = acc[i][j] * mul;
-    }
-  }
-}
-
-// The additive mask of key `key` (−∞ past the last key).
-static __device__ __forceinline__ float attn_key_bias(const float* __restrict__ mask, int has_mask,
-                                                      int b, int key, int Tk) {
-  if (key >= Tk) return -INFINITY;
-  return has_mask ? mask[(size_t)b * Tk + key] : 0.f;
-}
 
 // ---------------------------------------------------------------------------------------
 // Forward

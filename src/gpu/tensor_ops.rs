@@ -1,10 +1,13 @@
 //! The GPU branch of the tensor ops in `crate::ops`: when an op's operands live on a GPU
 //! device (CUDA or the emulator), `crate::ops` forwards here, and these functions run the
-//! kernels through the shared launchers in [`super::dense`]. f32 only; every operand must
-//! be on the same device.
+//! kernels through the shared launchers in [`super::dense`] (and [`super::sparse`] for
+//! block-sparse attention). f32 only; every operand must be on the same device.
 
 use super::dense::attention::{self as attn, AttentionShape};
 use super::dense::{bias_gelu, gemm, layernorm, softmax};
+use super::sparse::attention as sparse_attn;
+use super::sparse::layout::scratch;
+use super::sparse::GpuBlockLayout;
 use super::{GpuBuffer, GpuContext, KernelArg, LaunchConfig};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -352,6 +355,82 @@ pub fn attention_backward(
     attn::attention_backward(
         ctx,
         shape,
+        operand(q, device, op)?,
+        operand(k, device, op)?,
+        operand(v, device, op)?,
+        mask,
+        operand(out, device, op)?,
+        operand(dout, device, op)?,
+        operand(lse, device, op)?,
+        buffer_mut(&mut dq, device, op)?,
+        buffer_mut(&mut dk, device, op)?,
+        buffer_mut(&mut dv, device, op)?,
+    )?;
+    Ok((dq, dk, dv))
+}
+
+/// A new f32 tensor of `shape` on the device of `ctx` for a kernel to fill, poisoned on the
+/// emulator (see [`scratch`]) so that an unwritten element shows up as NaN.
+fn poisoned_output(ctx: &GpuContext, shape: impl Into<Shape>) -> Result<Tensor> {
+    let shape = shape.into();
+    Tensor::from_gpu(scratch(ctx, shape.numel() * 4)?, DType::F32, shape)
+}
+
+/// Block-sparse flash attention forward over the pairs `layout` allows; returns the
+/// context `[B, Tq, H·D]` and the per-row log-sum-exp `[B, H, Tq]`.
+pub fn block_sparse_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    shape: &AttentionShape,
+    layout: &GpuBlockLayout,
+    key_mask: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let device = q.device();
+    let ctx = GpuContext::get(device)?;
+    let op = "block_sparse_attention";
+    let mask = key_mask.map(|m| operand(m, device, op)).transpose()?;
+    let mut out = poisoned_output(ctx, q.shape().clone())?;
+    let mut lse = poisoned_output(ctx, [shape.batch, shape.heads, shape.tq])?;
+    sparse_attn::block_sparse_attention_forward(
+        ctx,
+        shape,
+        layout,
+        operand(q, device, op)?,
+        operand(k, device, op)?,
+        operand(v, device, op)?,
+        mask,
+        buffer_mut(&mut out, device, op)?,
+        buffer_mut(&mut lse, device, op)?,
+    )?;
+    Ok((out, lse))
+}
+
+/// Block-sparse flash attention backward from the forward's output and log-sum-exp;
+/// returns `(dQ, dK, dV)`.
+#[allow(clippy::too_many_arguments)]
+pub fn block_sparse_attention_backward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    shape: &AttentionShape,
+    layout: &GpuBlockLayout,
+    key_mask: Option<&Tensor>,
+    out: &Tensor,
+    lse: &Tensor,
+    dout: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let device = q.device();
+    let ctx = GpuContext::get(device)?;
+    let op = "block_sparse_attention_backward";
+    let mask = key_mask.map(|m| operand(m, device, op)).transpose()?;
+    let mut dq = poisoned_output(ctx, q.shape().clone())?;
+    let mut dk = poisoned_output(ctx, k.shape().clone())?;
+    let mut dv = poisoned_output(ctx, v.shape().clone())?;
+    sparse_attn::block_sparse_attention_backward(
+        ctx,
+        shape,
+        layout,
         operand(q, device, op)?,
         operand(k, device, op)?,
         operand(v, device, op)?,

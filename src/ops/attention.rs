@@ -65,7 +65,7 @@ impl Dims {
     }
 
     /// The sizes in the GPU launchers' terms.
-    fn flash_shape(&self) -> crate::gpu::dense::attention::AttentionShape {
+    pub(crate) fn flash_shape(&self) -> crate::gpu::dense::attention::AttentionShape {
         crate::gpu::dense::attention::AttentionShape {
             batch: self.b,
             heads: self.h,

@@ -67,7 +67,7 @@ impl AttentionShape {
 
     /// Validates the sizes and the buffers (`elem` bytes per q/k/v element); returns the
     /// element counts of q and of k.
-    fn check(
+    pub(crate) fn check(
         &self,
         op: &str,
         q: &GpuBuffer,
@@ -107,11 +107,13 @@ impl AttentionShape {
         Ok((nq, nk))
     }
 
-    fn stats(&self) -> usize {
+    /// Number of per-row statistics (log-sum-exp, Δ): B·H·Tq.
+    pub(crate) fn stats(&self) -> usize {
         self.batch * self.heads * self.tq
     }
 
-    fn grid(&self, op: &str, rows: usize, per_block: usize) -> Result<(u32, u32, u32)> {
+    /// The grid `(row tiles, heads, batch)` over `rows` rows in tiles of `per_block`.
+    pub(crate) fn grid(&self, op: &str, rows: usize, per_block: usize) -> Result<(u32, u32, u32)> {
         Ok((
             grid_dim(
                 op,
@@ -124,7 +126,9 @@ impl AttentionShape {
         ))
     }
 
-    fn tail_args<'a>(&self, mask: Option<&'a GpuBuffer>) -> [KernelArg<'a>; 6] {
+    /// The shape arguments every attention kernel takes after its buffers:
+    /// H, Tq, Tk, D, has_mask, scale.
+    pub(crate) fn tail_args<'a>(&self, mask: Option<&'a GpuBuffer>) -> [KernelArg<'a>; 6] {
         [
             KernelArg::I32(self.heads as i32),
             KernelArg::I32(self.tq as i32),
@@ -272,22 +276,7 @@ pub fn attention_backward(
     if shape.batch == 0 || (shape.tq == 0 && shape.tk == 0) {
         return Ok(());
     }
-    let delta = ctx.alloc_bytes(shape.stats().max(1) * 4)?;
-    if shape.tq > 0 {
-        let rows = shape.stats();
-        launch_bufs(
-            ctx,
-            "attention_backward_dot_f32",
-            blocks_config(OP, "x (rows)", rows, DOT_ROWS, THREADS)?,
-            &[out, dout, &delta],
-            &[
-                shape.batch as i32,
-                shape.heads as i32,
-                shape.tq as i32,
-                shape.head_dim as i32,
-            ],
-        )?;
-    }
+    let delta = row_dots(ctx, OP, shape, out, dout)?;
     let (suffix, rows) = if shape.head_dim <= 64 {
         ("d64", BWD64_ROWS)
     } else {
@@ -315,4 +304,33 @@ pub fn attention_backward(
         )?;
     }
     Ok(())
+}
+
+/// Δ `[B, H, Tq]` = Σ_d dOut·Out per query row and head, in a new buffer (kernel
+/// `attention_backward_dot_f32`); the flash backward passes (dense and block-sparse) read
+/// it. `out` and `dout` must already be validated as `[B, Tq, H·D]`.
+pub(crate) fn row_dots(
+    ctx: &GpuContext,
+    op: &str,
+    shape: &AttentionShape,
+    out: &GpuBuffer,
+    dout: &GpuBuffer,
+) -> Result<GpuBuffer> {
+    let rows = shape.stats();
+    let delta = ctx.alloc_bytes(rows.max(1) * 4)?;
+    if rows > 0 {
+        launch_bufs(
+            ctx,
+            "attention_backward_dot_f32",
+            blocks_config(op, "x (rows)", rows, DOT_ROWS, THREADS)?,
+            &[out, dout, &delta],
+            &[
+                shape.batch as i32,
+                shape.heads as i32,
+                shape.tq as i32,
+                shape.head_dim as i32,
+            ],
+        )?;
+    }
+    Ok(delta)
 }

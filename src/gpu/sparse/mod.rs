@@ -1,5 +1,6 @@
-//! Sparse linear layers on the GPU (kernels/bsr_tc.cu, csr_spmm.cu, csr_sddmm.cu,
-//! sparse_layout.cu), on a CUDA device or the emulator.
+//! Sparse linear layers and block-sparse attention on the GPU (kernels/bsr_tc.cu,
+//! csr_spmm.cu, csr_sddmm.cu, sparse_layout.cu, block_sparse_attention.cu), on a CUDA
+//! device or the emulator.
 //!
 //! [`GpuSparseLinear`] uploads a [`crate::sparse::SparseMatrix`] W `[rows, cols]` and runs
 //! `Y = X·Wᵀ`, `dX = dY·W` and the weight gradient at the stored entries only. Per format:
@@ -14,11 +15,18 @@
 //!
 //! The buffer-level launchers live in the submodules; [`layout`] holds the transposes and
 //! casts they share.
+//!
+//! Block-sparse attention (kernels/block_sparse_attention.cu): [`attention`] launches the
+//! flash-style forward and backward over the active blocks of a layout uploaded once as
+//! a [`GpuBlockLayout`] ([`attention_layout`]).
 
+pub mod attention;
+pub mod attention_layout;
 pub mod bsr;
 pub mod csr;
 pub mod layout;
 mod linear;
 pub mod nm24;
 
+pub use attention_layout::GpuBlockLayout;
 pub use linear::GpuSparseLinear;

@@ -1,4 +1,5 @@
-//! Block-sparse multi-head attention on the CPU, forward and backward, flash-style.
+//! Block-sparse multi-head attention, forward and backward, flash-style (CPU here; the GPU
+//! branch is described at the end).
 //!
 //! Same tensor conventions as [`crate::ops::attention`]: q `[B, Tq, H·D]`, k and v
 //! `[B, Tk, H·D]`, an optional additive key mask `[B, Tk]`. A
@@ -16,6 +17,11 @@
 //! f32, a portable loop otherwise). Backward, per query block and active tile: recompute P from the log-sum-exp,
 //! then dV += Pᵀ·dO, dS = P ∘ (dO·Vᵀ − δ), dQ += dS·K, dK += dSᵀ·Q with δ = Σ dO·O per
 //! row. dK and dV are accumulated inside the (batch, head) task, so there are no races.
+//!
+//! On GPU devices (f32) both passes run the flash kernels of
+//! kernels/block_sparse_attention.cu through `gpu::tensor_ops`; the saved state is the
+//! same (output, log-sum-exp, key mask, layout) plus the layout as uploaded by the forward,
+//! which the backward reuses.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -23,6 +29,7 @@ mod tile;
 mod tile_matmul;
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -31,6 +38,8 @@ use super::cpu::vectorized;
 use super::elementwise::sum_zip;
 use super::gemm::MatView;
 use crate::error::{Error, Result};
+use crate::gpu::sparse::GpuBlockLayout;
+use crate::gpu::GpuContext;
 use crate::sparse::attention::BlockLayout;
 use crate::tensor::{with_float, Float, Tensor};
 use tile::{logits, probabilities, score_gradients, OnlineSoftmax, TileMask};
@@ -49,6 +58,8 @@ pub struct BlockSparseSaved {
     pub layout: BlockLayout,
     /// Number of heads.
     pub heads: usize,
+    /// GPU devices only: the layout as the forward uploaded it (the backward reuses it).
+    pub gpu_layout: Option<Arc<GpuBlockLayout>>,
 }
 
 /// The operands of one call as typed slices, shared by every (batch, head) task.
@@ -165,12 +176,6 @@ fn check_all(
             ),
         ));
     }
-    if q.device().is_gpu() {
-        return Err(Error::invalid(format!(
-            "{op}: only the CPU implementation exists so far (inputs are on {:?})",
-            q.device()
-        )));
-    }
     Ok(dims)
 }
 
@@ -179,7 +184,8 @@ fn check_all(
 ///
 /// `q` is `[B, Tq, H·D]`, `k` and `v` are `[B, Tk, H·D]`, `layout` covers `Tq × Tk`,
 /// `key_mask` is an additive `[B, Tk]` mask. Returns the context `[B, Tq, H·D]` and what
-/// the backward pass needs. f32 and f64, CPU only.
+/// the backward pass needs. f32 and f64 on the CPU; f32 on GPU devices (kernels/
+/// block_sparse_attention.cu: head dims up to 64, layout blocks a multiple of 32).
 pub fn block_sparse_attention(
     q: &Tensor,
     k: &Tensor,
@@ -191,6 +197,28 @@ pub fn block_sparse_attention(
     const OP: &str = "block_sparse_attention";
     let dims = check_all(q, k, v, heads, layout, key_mask, OP)?;
     let Dims { b, tq, h, d, .. } = dims;
+    if q.device().is_gpu() {
+        let gpu_layout = GpuBlockLayout::upload(GpuContext::get(q.device())?, layout)?;
+        let (out, lse) = crate::gpu::tensor_ops::block_sparse_attention(
+            q,
+            k,
+            v,
+            &dims.flash_shape(),
+            &gpu_layout,
+            key_mask,
+        )?;
+        return Ok((
+            out.clone(),
+            BlockSparseSaved {
+                lse,
+                out,
+                key_mask: key_mask.cloned(),
+                layout: layout.clone(),
+                heads,
+                gpu_layout: Some(Arc::new(gpu_layout)),
+            },
+        ));
+    }
     with_float!(q.dtype(), OP, T => {
         let ops = Operands::<T> {
             dims,
@@ -222,6 +250,7 @@ pub fn block_sparse_attention(
                 key_mask: key_mask.cloned(),
                 layout: layout.clone(),
                 heads,
+                gpu_layout: None,
             },
         ))
     })
@@ -280,6 +309,27 @@ pub fn block_sparse_attention_backward(
     q.expect_same_dtype(dout, OP)?;
     q.expect_same_dtype(&saved.out, OP)?;
     q.expect_same_dtype(&saved.lse, OP)?;
+    if q.device().is_gpu() {
+        let uploaded;
+        let gpu_layout = match &saved.gpu_layout {
+            Some(l) => l.as_ref(),
+            None => {
+                uploaded = GpuBlockLayout::upload(GpuContext::get(q.device())?, layout)?;
+                &uploaded
+            }
+        };
+        return crate::gpu::tensor_ops::block_sparse_attention_backward(
+            q,
+            k,
+            v,
+            &dims.flash_shape(),
+            gpu_layout,
+            key_mask,
+            &saved.out,
+            &saved.lse,
+            dout,
+        );
+    }
     with_float!(q.dtype(), OP, T => {
         let ops = Operands::<T> {
             dims,

@@ -48,7 +48,7 @@ fn bench_attention(c: &mut Criterion) {
                 .map(|&s| (AttentionKernel::BlockSparse(sweep.block), s)),
         );
         for (kernel, sparsity) in kernels {
-            let mut work = AttentionWorkload::new(&sweep, seq, kernel, sparsity)
+            let mut work = AttentionWorkload::new(&sweep, seq, kernel, sparsity, Device::Cpu)
                 .unwrap_or_else(|e| panic!("{kernel} at {sparsity}: {e}"));
             for &op in &sweep.ops {
                 g.throughput(Throughput::Elements(work.useful_flops(op) as u64));

@@ -157,6 +157,29 @@ fn bench_model_refuses_a_bad_sparsity_or_format() {
 }
 
 #[test]
+fn bench_attention_runs_the_flash_kernels_on_the_emulator() {
+    let out = sparsevlp(&[
+        "bench",
+        "attention",
+        "--quick",
+        "--device",
+        "emu",
+        "--budget-ms",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("device emu") && stdout.contains("block32-random"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn bench_sparse_runs_the_gpu_kernels_on_the_emulator() {
     let out = sparsevlp(&[
         "bench",

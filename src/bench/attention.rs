@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ops::attention::{attention, attention_backward, AttentionSaved};
 use crate::ops::block_sparse_attention::{
     block_sparse_attention, block_sparse_attention_backward, BlockSparseSaved,
@@ -161,6 +161,7 @@ enum Saved {
 /// A prepared case: random Q, K, V and output gradient, the layout, and (once a backward
 /// has run) the forward's saved state.
 pub struct AttentionWorkload {
+    device: Device,
     q: Tensor,
     k: Tensor,
     v: Tensor,
@@ -172,15 +173,18 @@ pub struct AttentionWorkload {
 
 impl AttentionWorkload {
     /// The case `kernel` at `sparsity` and sequence length `seq` with the sweep's batch,
-    /// heads, head width, block size and seed.
+    /// heads, head width, block size and seed, with its tensors on `device`.
     pub fn new(
         sweep: &AttentionSweep,
         seq: usize,
         kernel: AttentionKernel,
         sparsity: f64,
+        device: Device,
     ) -> Result<AttentionWorkload> {
         let (b, h, d) = (sweep.batch, sweep.heads, sweep.head_dim);
-        let input = |salt: u64| Tensor::randn([b, seq, h * d], 1.0, sweep.seed ^ salt, DType::F32);
+        let input = |salt: u64| {
+            Tensor::randn([b, seq, h * d], 1.0, sweep.seed ^ salt, DType::F32).to_device(device)
+        };
         let layout = match kernel {
             AttentionKernel::Dense => None,
             AttentionKernel::BlockSparse(block) => Some(BlockLayout::random_density(
@@ -190,10 +194,11 @@ impl AttentionWorkload {
             )?),
         };
         Ok(AttentionWorkload {
-            q: input(1),
-            k: input(2),
-            v: input(3),
-            dout: input(4),
+            device,
+            q: input(1)?,
+            k: input(2)?,
+            v: input(3)?,
+            dout: input(4)?,
             heads: h,
             layout,
             saved: None,
@@ -219,8 +224,16 @@ impl AttentionWorkload {
         })
     }
 
-    /// Runs `op` once (a backward reuses one saved forward).
+    /// Runs `op` once (a backward reuses one saved forward) and waits for a GPU device.
     pub fn run(&mut self, op: AttentionOp) -> Result<()> {
+        self.run_async(op)?;
+        if self.device.is_gpu() {
+            crate::gpu::GpuContext::get(self.device)?.synchronize()?;
+        }
+        Ok(())
+    }
+
+    fn run_async(&mut self, op: AttentionOp) -> Result<()> {
         match op {
             AttentionOp::Forward => drop(std::hint::black_box(self.forward()?)),
             AttentionOp::Backward => {
@@ -241,17 +254,13 @@ impl AttentionWorkload {
     }
 }
 
-/// Runs the sweep on `device` (CPU only for now), calling `progress` after each case.
+/// Runs the sweep on `device` (flash kernels on GPU devices), calling `progress` after
+/// each case.
 pub fn run_attention_sweep(
     sweep: &AttentionSweep,
     device: Device,
     progress: &mut dyn FnMut(&AttentionRow),
 ) -> Result<Vec<AttentionRow>> {
-    if device != Device::Cpu {
-        return Err(Error::invalid(format!(
-            "bench attention: device {device} is not supported yet (use --device cpu)"
-        )));
-    }
     let mut rows = Vec::with_capacity(sweep.len());
     for &seq in &sweep.seqs {
         let mut kernels = vec![(AttentionKernel::Dense, 0.0)];
@@ -263,7 +272,7 @@ pub fn run_attention_sweep(
         );
         let first = rows.len();
         for (kernel, sparsity) in kernels {
-            let mut work = AttentionWorkload::new(sweep, seq, kernel, sparsity)?;
+            let mut work = AttentionWorkload::new(sweep, seq, kernel, sparsity, device)?;
             for &op in &sweep.ops {
                 let timing = measure(sweep.budget, || work.run(op))?;
                 let dense = rows[first..]

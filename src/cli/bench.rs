@@ -126,7 +126,7 @@ fn parse_shape(text: &str) -> Result<ProductShape> {
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// Device to measure on: cpu, cuda[:N], or emu (the CUDA emulator: checks the GPU path
-    /// runs, its timings mean nothing). Sparse products only; attention runs on the CPU.
+    /// runs, its timings mean nothing).
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
     /// Directory for the CSV, markdown and SVG reports (created if needed).

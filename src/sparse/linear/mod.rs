@@ -3,11 +3,11 @@
 //! `dW = dYᵀ·X` sampled at W's stored pattern (weight gradient, SDDMM).
 //!
 //! `SparseLinear::new` prepares kernel layouts once per weight:
-//! - dense, masked (mask applied) and BSR 8/16/32 → [`panels`]: strips of output rows
+//! - dense, masked (mask applied) and BSR 8/16/32 → `panels`: strips of output rows
 //!   with transposed packed blocks for a register-tiled micro-kernel (the dense GEMM is
 //!   the BSR-32 kernel with every block present), for W and for Wᵀ;
-//! - CSR → [`rows`]: compressed rows with balanced task ranges, for W and its CSC;
-//! - 2:4 → [`rows`] as well, on the CSR of its in-bounds slots (expanded at `new`; the
+//! - CSR → `rows`: compressed rows with balanced task ranges, for W and its CSC;
+//! - 2:4 → `rows` as well, on the CSR of its in-bounds slots (expanded at `new`; the
 //!   slot structure saves index bits, not arithmetic, on a CPU).
 //!
 //! Kernels run at the widest SIMD level of the CPU (AVX-512, AVX2+FMA, portable

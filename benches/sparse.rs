@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sparsevlp::bench::attention::{AttentionKernel, AttentionSweep, AttentionWorkload};
+use sparsevlp::bench::attention::{AttentionSweep, AttentionWorkload};
 use sparsevlp::bench::sparse::{SparseSweep, Workload};
 use sparsevlp::Device;
 
@@ -40,14 +40,7 @@ fn bench_attention(c: &mut Criterion) {
     let sweep = AttentionSweep::standard();
     for &seq in &sweep.seqs {
         let mut g = c.benchmark_group(format!("attention_seq{seq}"));
-        let mut kernels = vec![(AttentionKernel::Dense, 0.0)];
-        kernels.extend(
-            sweep
-                .sparsities
-                .iter()
-                .map(|&s| (AttentionKernel::BlockSparse(sweep.block), s)),
-        );
-        for (kernel, sparsity) in kernels {
+        for (kernel, sparsity) in sweep.kernels() {
             let mut work = AttentionWorkload::new(&sweep, seq, kernel, sparsity, Device::Cpu)
                 .unwrap_or_else(|e| panic!("{kernel} at {sparsity}: {e}"));
             for &op in &sweep.ops {

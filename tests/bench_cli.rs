@@ -157,54 +157,36 @@ fn bench_model_refuses_a_bad_sparsity_or_format() {
 }
 
 #[test]
-fn bench_attention_runs_the_flash_kernels_on_the_emulator() {
-    let out = sparsevlp(&[
-        "bench",
-        "attention",
-        "--quick",
-        "--device",
-        "emu",
-        "--budget-ms",
-        "1",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("device emu") && stdout.contains("block32-random"),
-        "{stdout}"
-    );
-}
-
-#[test]
-fn bench_sparse_runs_the_gpu_kernels_on_the_emulator() {
-    let out = sparsevlp(&[
-        "bench",
-        "sparse",
-        "--quick",
-        "--device",
-        "emu",
-        "--budget-ms",
-        "1",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("device emu"));
-    for kernel in ["csr", "bsr16", "bsr32", "2:4"] {
+fn both_sweeps_run_the_gpu_kernels_on_the_emulator() {
+    for (what, kernels) in [
+        ("sparse", &["csr", "bsr16", "bsr32", "2:4"][..]),
+        ("attention", &["block32-random"][..]),
+    ] {
+        let out = sparsevlp(&[
+            "bench",
+            what,
+            "--quick",
+            "--device",
+            "emu",
+            "--budget-ms",
+            "1",
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            stdout.contains(&format!(" {kernel} ")),
-            "no {kernel} row:\n{stdout}"
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("device emu"), "{stdout}");
+        for kernel in kernels {
+            assert!(
+                stdout.contains(&format!(" {kernel} ")),
+                "no {kernel} row:\n{stdout}"
+            );
+        }
+        assert!(
+            !stdout.contains("gemm-crate"),
+            "the gemm crate is a CPU baseline"
         );
     }
-    assert!(
-        !stdout.contains("gemm-crate"),
-        "the gemm crate is a CPU baseline"
-    );
 }

@@ -118,6 +118,18 @@ impl AttentionSweep {
         }
     }
 
+    /// The (kernel, sparsity) pairs measured per sequence length: dense attention first,
+    /// then the block-sparse layouts.
+    pub fn kernels(&self) -> Vec<(AttentionKernel, f64)> {
+        let mut out = vec![(AttentionKernel::Dense, 0.0)];
+        out.extend(
+            self.sparsities
+                .iter()
+                .map(|&s| (AttentionKernel::BlockSparse(self.block), s)),
+        );
+        out
+    }
+
     /// Number of rows [`run_attention_sweep`] produces.
     pub fn len(&self) -> usize {
         self.seqs.len() * (1 + self.sparsities.len()) * self.ops.len()
@@ -263,15 +275,8 @@ pub fn run_attention_sweep(
 ) -> Result<Vec<AttentionRow>> {
     let mut rows = Vec::with_capacity(sweep.len());
     for &seq in &sweep.seqs {
-        let mut kernels = vec![(AttentionKernel::Dense, 0.0)];
-        kernels.extend(
-            sweep
-                .sparsities
-                .iter()
-                .map(|&s| (AttentionKernel::BlockSparse(sweep.block), s)),
-        );
         let first = rows.len();
-        for (kernel, sparsity) in kernels {
+        for (kernel, sparsity) in sweep.kernels() {
             let mut work = AttentionWorkload::new(sweep, seq, kernel, sparsity, device)?;
             for &op in &sweep.ops {
                 let timing = measure(sweep.budget, || work.run(op))?;

@@ -10,7 +10,7 @@ use super::input_size::{describe, InputSizeArgs};
 use crate::atomic_file::write_atomically;
 use crate::bench::attention::{attention_csv, run_attention_sweep, AttentionSweep};
 use crate::bench::model::{model_csv, model_table, run_model_bench, ModelBench, MODEL_HEADER};
-use crate::bench::report::{pivot, plot};
+use crate::bench::report::{pivot, plot, SweepRow};
 use crate::bench::sparse::{run_sparse_sweep, sparse_csv, ProductShape, SparseSweep};
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
@@ -222,6 +222,43 @@ fn command_line() -> String {
     format!("sparsevlp {}", args.join(" "))
 }
 
+/// The progress-line text of a finished case.
+fn case_line<R: SweepRow>(r: &R) -> String {
+    format!(
+        "{} {} s={:.2}: {:.3} ms ({:.2}×)",
+        r.case(),
+        r.kernel(),
+        r.sparsity(),
+        r.median_s() * 1e3,
+        r.speedup()
+    )
+}
+
+/// Runs a sweep of `cases` cases under a progress line, then prints and writes its
+/// reports as NAME.{csv,md,svg}.
+fn sweep_and_publish<R: SweepRow>(
+    (name, title, plot_title): (&str, &str, &str),
+    cases: usize,
+    args: &SweepArgs,
+    device: Device,
+    run: impl FnOnce(&mut dyn FnMut(&R)) -> Result<Vec<R>>,
+    csv: impl FnOnce(&[R]) -> String,
+) -> Result<()> {
+    let mut progress = Progress::new(format!("bench {name}"), cases);
+    let rows = run(&mut |r: &R| progress.step(&case_line(r)))?;
+    progress.finish();
+    let (header, table) = pivot(&rows);
+    let reports = Reports {
+        name,
+        title,
+        csv: csv(&rows),
+        header,
+        table,
+        plot: Some(plot(&rows, format!("{plot_title} ({device}, f32)"))),
+    };
+    publish(reports, device, &command_line(), args.out.as_deref())
+}
+
 fn sparse(sparse_args: &SparseArgs) -> Result<()> {
     let args = &sparse_args.sweep;
     let device = args.device()?;
@@ -239,32 +276,19 @@ fn sparse(sparse_args: &SparseArgs) -> Result<()> {
             .map(|s| parse_shape(s))
             .collect::<Result<_>>()?;
     }
-    let mut progress = Progress::new("bench sparse", sweep.len(device));
-    let rows = run_sparse_sweep(&sweep, device, &mut |r| {
-        progress.step(&format!(
-            "{} {} {} s={:.2}: {:.3} ms ({:.2}×)",
-            r.op.name(),
-            r.kernel,
-            r.shape,
-            r.sparsity,
-            r.timing.median_s * 1e3,
-            r.speedup
-        ))
-    })?;
-    progress.finish();
-    let (header, table) = pivot(&rows);
-    let reports = Reports {
-        name: "sparse",
-        title: "Sparse weight products: speedup over dense by sparsity",
-        csv: sparse_csv(&rows),
-        header,
-        table,
-        plot: Some(plot(
-            &rows,
-            format!("Sparse weight products: latency vs sparsity ({device}, f32)"),
-        )),
-    };
-    publish(reports, device, &command_line(), args.out.as_deref())
+    let names = (
+        "sparse",
+        "Sparse weight products: speedup over dense by sparsity",
+        "Sparse weight products: latency vs sparsity",
+    );
+    sweep_and_publish(
+        names,
+        sweep.len(device),
+        args,
+        device,
+        |progress| run_sparse_sweep(&sweep, device, progress),
+        sparse_csv,
+    )
 }
 
 fn attention(attention_args: &AttentionArgs) -> Result<()> {
@@ -280,32 +304,19 @@ fn attention(attention_args: &AttentionArgs) -> Result<()> {
     if !attention_args.seq.is_empty() {
         sweep.seqs = attention_args.seq.clone();
     }
-    let mut progress = Progress::new("bench attention", sweep.len());
-    let rows = run_attention_sweep(&sweep, device, &mut |r| {
-        progress.step(&format!(
-            "{} {} seq {} s={:.2}: {:.3} ms ({:.2}×)",
-            r.op.name(),
-            r.layout,
-            r.seq,
-            r.sparsity,
-            r.timing.median_s * 1e3,
-            r.speedup
-        ))
-    })?;
-    progress.finish();
-    let (header, table) = pivot(&rows);
-    let reports = Reports {
-        name: "attention",
-        title: "Block-sparse attention: speedup over dense attention by block sparsity",
-        csv: attention_csv(&rows),
-        header,
-        table,
-        plot: Some(plot(
-            &rows,
-            format!("Block-sparse attention: latency vs block sparsity ({device}, f32)"),
-        )),
-    };
-    publish(reports, device, &command_line(), args.out.as_deref())
+    let names = (
+        "attention",
+        "Block-sparse attention: speedup over dense attention by block sparsity",
+        "Block-sparse attention: latency vs block sparsity",
+    );
+    sweep_and_publish(
+        names,
+        sweep.len(),
+        args,
+        device,
+        |progress| run_attention_sweep(&sweep, device, progress),
+        attention_csv,
+    )
 }
 
 fn model(args: &ModelArgs) -> Result<()> {

@@ -37,7 +37,8 @@ pub struct FlopsArgs {
     #[arg(long, value_name = "S|HxW")]
     pub image_size: Option<String>,
     /// Effective-FLOP knobs: a JSON file with `weight_density`, `attention_density`
-    /// (name prefix → density), `skipped` (layer names) and `skip_adapter` (bottleneck).
+    /// (name prefix → density), `skipped` (layer names), `skip_adapter` (bottleneck) and
+    /// `parallel_adapters` (layer name → bottleneck).
     #[arg(long, value_name = "FILE")]
     pub sparsity: Option<PathBuf>,
     /// Print the report as JSON instead of the table.

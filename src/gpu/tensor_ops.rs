@@ -365,3 +365,133 @@ pub fn attention_backward(
     )?;
     Ok((dq, dk, dv))
 }
+
+/// `kernel(ins..., out, n)` over the elements of `ins[0]`: an element-wise op whose
+/// operands the caller has checked to share `ins[0]`'s shape.
+fn map_elements(op: &str, kernel: &str, ins: &[&Tensor]) -> Result<Tensor> {
+    let device = ins[0].device();
+    let ctx = GpuContext::get(device)?;
+    let mut args = ins
+        .iter()
+        .map(|t| Ok(KernelArg::Buf(operand(t, device, op)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let y = output(ctx, ins[0].shape().clone())?;
+    let n = ins[0].numel();
+    if n > 0 {
+        args.push(KernelArg::Buf(operand(&y, device, op)?));
+        args.push(KernelArg::U64(n as u64));
+        ctx.launch(kernel, elementwise_config(n), &args)?;
+    }
+    Ok(y)
+}
+
+/// ReLU.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    map_elements("relu", "relu_f32", &[x])
+}
+
+/// Backward of [`relu`] given the forward input `x`.
+pub fn relu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    map_elements("relu_backward", "relu_backward_f32", &[x, dy])
+}
+
+/// Hyperbolic tangent.
+pub fn tanh(x: &Tensor) -> Result<Tensor> {
+    map_elements("tanh", "tanh_f32", &[x])
+}
+
+/// Backward of [`tanh`] given the forward output `y`.
+pub fn tanh_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    map_elements("tanh_backward", "tanh_backward_f32", &[y, dy])
+}
+
+/// Where one token range of a `[B, T, h]` activation sits: `len` floats per batch row
+/// starting at `offset`, rows `stride` floats apart.
+struct RowRange {
+    stride: usize,
+    offset: usize,
+}
+
+/// Copies `len` floats per batch row from `src` to `dst` (kernel `copy_rows_f32`).
+fn copy_rows(
+    ctx: &GpuContext,
+    (src, from): (&GpuBuffer, RowRange),
+    (dst, to): (&GpuBuffer, RowRange),
+    batch: usize,
+    len: usize,
+) -> Result<()> {
+    let n = batch * len;
+    if n == 0 {
+        return Ok(());
+    }
+    let args = [
+        KernelArg::Buf(src),
+        KernelArg::Buf(dst),
+        KernelArg::U64(batch as u64),
+        KernelArg::U64(len as u64),
+        KernelArg::U64(from.stride as u64),
+        KernelArg::U64(from.offset as u64),
+        KernelArg::U64(to.stride as u64),
+        KernelArg::U64(to.offset as u64),
+    ];
+    ctx.launch("copy_rows_f32", elementwise_config(n), &args)
+}
+
+/// `[B, Ta, h]` and `[B, Tb, h]` joined along tokens (see `crate::ops::tokens`); the
+/// caller has checked the shapes.
+pub fn concat_tokens(a: &Tensor, b: &Tensor, (batch, ta, tb, h): Dims4) -> Result<Tensor> {
+    const OP: &str = "concat_tokens";
+    let device = a.device();
+    let ctx = GpuContext::get(device)?;
+    let (ab, bb) = (operand(a, device, OP)?, operand(b, device, OP)?);
+    let y = output(ctx, [batch, ta + tb, h])?;
+    let yb = operand(&y, device, OP)?;
+    let stride = (ta + tb) * h;
+    let at = |stride, offset| RowRange { stride, offset };
+    copy_rows(ctx, (ab, at(ta * h, 0)), (yb, at(stride, 0)), batch, ta * h)?;
+    copy_rows(
+        ctx,
+        (bb, at(tb * h, 0)),
+        (yb, at(stride, ta * h)),
+        batch,
+        tb * h,
+    )?;
+    Ok(y)
+}
+
+/// `x [B, T, h]` split after token `first` (see `crate::ops::tokens`); the caller has
+/// checked the shapes.
+pub fn split_tokens(
+    x: &Tensor,
+    first: usize,
+    (batch, t, h): (usize, usize, usize),
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "split_tokens";
+    let device = x.device();
+    let ctx = GpuContext::get(device)?;
+    let xb = operand(x, device, OP)?;
+    let (a, b) = (
+        output(ctx, [batch, first, h])?,
+        output(ctx, [batch, t - first, h])?,
+    );
+    let at = |stride, offset| RowRange { stride, offset };
+    let rest = (t - first) * h;
+    copy_rows(
+        ctx,
+        (xb, at(t * h, 0)),
+        (operand(&a, device, OP)?, at(first * h, 0)),
+        batch,
+        first * h,
+    )?;
+    copy_rows(
+        ctx,
+        (xb, at(t * h, first * h)),
+        (operand(&b, device, OP)?, at(rest, 0)),
+        batch,
+        rest,
+    )?;
+    Ok((a, b))
+}
+
+/// Batch, first-stream tokens, second-stream tokens, hidden size.
+type Dims4 = (usize, usize, usize, usize);

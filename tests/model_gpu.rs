@@ -1,0 +1,229 @@
+//! Model pieces on each GPU test device (the CUDA emulator always, a real GPU when
+//! present) match the CPU: token concat/split, ReLU and tanh, and transformer and
+//! cross-modality layers with skip and parallel adapters, forward and backward (input
+//! gradients and every parameter gradient).
+
+mod common;
+
+use common::gpu::devices;
+use sparsevlp::nn::{
+    additive_key_mask, Activation, BlockConfig, CrossModalLayer, Init, Mode, Module, NormPlacement,
+    TransformerLayer,
+};
+use sparsevlp::ops::elementwise::{relu, relu_backward, tanh, tanh_backward};
+use sparsevlp::ops::tokens::{concat_tokens, split_tokens};
+use sparsevlp::{DType, Device, Tensor};
+
+fn norm(t: &Tensor) -> f64 {
+    t.to_vec_f64().iter().map(|v| v * v).sum::<f64>().sqrt()
+}
+
+/// Asserts ‖got − want‖ / max(‖want‖, floor) < 1e-5 and that `got` is on `device`.
+fn assert_close(what: &str, got: &Tensor, want: &Tensor, device: Device, floor: f64) {
+    assert_eq!(got.device(), device, "{what}");
+    assert_eq!(got.dims(), want.dims(), "{what}");
+    let (g, w) = (got.to_vec_f64(), want.to_vec_f64());
+    assert!(g.iter().all(|v| v.is_finite()), "{what}: non-finite output");
+    let diff = g
+        .iter()
+        .zip(&w)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let err = diff / norm(want).max(floor).max(1e-30);
+    assert!(err < 1e-5, "{what}: relative error {err}");
+}
+
+fn randn(dims: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(dims, 1.0, seed, DType::F32)
+}
+
+#[test]
+fn token_concat_and_split_match_cpu() {
+    for &device in devices() {
+        let on = |t: &Tensor| t.to_device(device).unwrap();
+        for (batch, ta, tb, h) in [(2, 3, 5, 8), (1, 1, 7, 5), (3, 4, 0, 6), (2, 0, 2, 3)] {
+            let (a, b) = (randn(&[batch, ta, h], 1), randn(&[batch, tb, h], 2));
+            let what = format!("{device} B{batch} {ta}+{tb} h{h}");
+            let joined = concat_tokens(&a, &b).unwrap();
+            let joined_gpu = concat_tokens(&on(&a), &on(&b)).unwrap();
+            assert_close(&format!("concat {what}"), &joined_gpu, &joined, device, 0.0);
+            let (a_gpu, b_gpu) = split_tokens(&joined_gpu, ta).unwrap();
+            // The exact inverse: every element comes back.
+            assert_eq!(a_gpu.to_vec_f32(), a.to_vec_f32(), "split {what}");
+            assert_eq!(b_gpu.to_vec_f32(), b.to_vec_f32(), "split {what}");
+            let x = randn(&[batch, ta + tb, h], 3);
+            for first in [0, ta, ta + tb] {
+                let (p, q) = split_tokens(&x, first).unwrap();
+                let (p_gpu, q_gpu) = split_tokens(&on(&x), first).unwrap();
+                assert_close(&format!("split@{first} {what}"), &p_gpu, &p, device, 0.0);
+                assert_close(&format!("split@{first} {what}"), &q_gpu, &q, device, 0.0);
+            }
+        }
+        let x = on(&randn(&[2, 3, 4], 4));
+        assert!(split_tokens(&x, 4).is_err());
+        assert!(concat_tokens(&x, &on(&randn(&[2, 3, 5], 5))).is_err());
+    }
+}
+
+#[test]
+fn relu_and_tanh_match_cpu() {
+    for &device in devices() {
+        for dims in [[2, 3, 5], [1, 1, 1], [3, 7, 33]] {
+            let (x, dy) = (randn(&dims, 6), randn(&dims, 7));
+            let (xg, dyg) = (x.to_device(device).unwrap(), dy.to_device(device).unwrap());
+            let what = format!("{device} {dims:?}");
+            assert_close(
+                &format!("relu {what}"),
+                &relu(&xg).unwrap(),
+                &relu(&x).unwrap(),
+                device,
+                0.0,
+            );
+            let want = relu_backward(&x, &dy).unwrap();
+            let got = relu_backward(&xg, &dyg).unwrap();
+            assert_close(&format!("relu backward {what}"), &got, &want, device, 0.0);
+            let y = tanh(&x).unwrap();
+            let yg = tanh(&xg).unwrap();
+            assert_close(&format!("tanh {what}"), &yg, &y, device, 0.0);
+            let want = tanh_backward(&y, &dy).unwrap();
+            let got = tanh_backward(&yg, &dyg).unwrap();
+            assert_close(&format!("tanh backward {what}"), &got, &want, device, 0.0);
+        }
+    }
+}
+
+fn block() -> BlockConfig {
+    BlockConfig {
+        hidden: 16,
+        heads: 2,
+        ffn: 24,
+        hidden_dropout: 0.1,
+        attention_dropout: 0.0,
+        layer_norm_eps: 1e-12,
+        activation: Activation::Gelu,
+    }
+}
+
+fn init() -> Init {
+    Init {
+        seed: 9,
+        std: 0.2,
+        dtype: DType::F32,
+    }
+}
+
+/// Gives every adapter parameter random values (a fresh up projection is zero).
+fn randomise_adapters(m: &mut dyn Module) {
+    let mut k = 50;
+    m.visit_params_mut(&mut |p| {
+        if p.name.contains("_adapter.") {
+            k += 1;
+            p.value = Tensor::randn(p.value.dims(), 0.3, k, DType::F32);
+        }
+    });
+}
+
+/// Compares every parameter gradient of `gpu` with `cpu`'s.
+fn assert_grads_close(what: &str, gpu: &dyn Module, cpu: &dyn Module, device: Device) {
+    let mut want = Vec::new();
+    cpu.visit_params(&mut |p| want.push((p.name.clone(), p.grad.clone())));
+    // The floor keeps gradients that are zero in exact arithmetic (the key bias: softmax
+    // ignores a constant added to every score) from turning rounding noise into a large
+    // relative error.
+    let floor = 1e-2 * want.iter().map(|(_, g)| norm(g)).fold(0.0, f64::max);
+    let mut k = 0;
+    gpu.visit_params(&mut |p| {
+        let (name, g) = &want[k];
+        assert_eq!(&p.name, name);
+        assert_close(
+            &format!("{what}: gradient of {name}"),
+            &p.grad,
+            g,
+            device,
+            floor,
+        );
+        k += 1;
+    });
+    assert_eq!(k, want.len());
+}
+
+/// A key mask `[b, t]` whose row r pads its last r tokens.
+fn key_mask(b: usize, t: usize) -> Tensor {
+    let keep: Vec<f32> = (0..b * t)
+        .map(|i| if i % t < t - i / t { 1.0 } else { 0.0 })
+        .collect();
+    additive_key_mask(&Tensor::from_vec(keep, [b, t]).unwrap()).unwrap()
+}
+
+#[test]
+fn transformer_layers_with_adapters_match_cpu() {
+    let (b, t, mode) = (2, 7, Mode::Train { seed: 3 });
+    let x = randn(&[b, t, 16], 11);
+    let dy = randn(&[b, t, 16], 12);
+    let mask = key_mask(b, t);
+    for &device in devices() {
+        let on = |t: &Tensor| t.to_device(device).unwrap();
+        for placement in [NormPlacement::Pre, NormPlacement::Post] {
+            for skipped in [false, true] {
+                let mut cpu = TransformerLayer::new("layer", placement, &block(), &init());
+                cpu.add_parallel_adapters(5, &init());
+                if skipped {
+                    cpu.skip(6, &init());
+                }
+                randomise_adapters(&mut cpu);
+                let mut gpu = cpu.clone();
+                gpu.to_device(device).unwrap();
+                let what = format!("{placement:?}-LN layer, skipped {skipped}, on {device}");
+                let y = cpu.forward(&x, Some(&mask), mode).unwrap();
+                let y_gpu = gpu.forward(&on(&x), Some(&on(&mask)), mode).unwrap();
+                assert_close(&what, &y_gpu, &y, device, 0.0);
+                let dx = cpu.backward(&dy).unwrap();
+                let dx_gpu = gpu.backward(&on(&dy)).unwrap();
+                assert_close(&format!("{what}: dX"), &dx_gpu, &dx, device, 0.0);
+                assert_grads_close(&what, &gpu, &cpu, device);
+            }
+        }
+    }
+}
+
+#[test]
+fn cross_modal_layers_with_adapters_match_cpu() {
+    let (b, tl, tv, mode) = (2, 5, 4, Mode::Train { seed: 4 });
+    let (lang, visn) = (randn(&[b, tl, 16], 21), randn(&[b, tv, 16], 22));
+    let (dl, dv) = (randn(&[b, tl, 16], 23), randn(&[b, tv, 16], 24));
+    let (lmask, vmask) = (key_mask(b, tl), key_mask(b, tv));
+    for &device in devices() {
+        let on = |t: &Tensor| t.to_device(device).unwrap();
+        for skipped in [false, true] {
+            let mut cpu = CrossModalLayer::new("x", NormPlacement::Post, &block(), &init());
+            cpu.add_parallel_adapters(5, &init());
+            if skipped {
+                cpu.skip(6, &init());
+            }
+            randomise_adapters(&mut cpu);
+            let mut gpu = cpu.clone();
+            gpu.to_device(device).unwrap();
+            let what = format!("cross layer, skipped {skipped}, on {device}");
+            let (l, v) = cpu
+                .forward(&lang, &visn, Some(&lmask), Some(&vmask), mode)
+                .unwrap();
+            let (l_gpu, v_gpu) = gpu
+                .forward(
+                    &on(&lang),
+                    &on(&visn),
+                    Some(&on(&lmask)),
+                    Some(&on(&vmask)),
+                    mode,
+                )
+                .unwrap();
+            assert_close(&format!("{what}: lang"), &l_gpu, &l, device, 0.0);
+            assert_close(&format!("{what}: visn"), &v_gpu, &v, device, 0.0);
+            let (dlang, dvisn) = cpu.backward(&dl, &dv).unwrap();
+            let (dlang_gpu, dvisn_gpu) = gpu.backward(&on(&dl), &on(&dv)).unwrap();
+            assert_close(&format!("{what}: dlang"), &dlang_gpu, &dlang, device, 0.0);
+            assert_close(&format!("{what}: dvisn"), &dvisn_gpu, &dvisn, device, 0.0);
+            assert_grads_close(&what, &gpu, &cpu, device);
+        }
+    }
+}

@@ -1,5 +1,5 @@
 // Element-wise f32 kernels of the layer path: residual add, counter-based dropout, ReLU
-// and tanh (forward and backward).
+// and tanh (forward and backward), scaling.
 //
 // Work split
 //   grid-stride loops: THREADS = 256 threads per block, each thread owns elements
@@ -87,5 +87,15 @@ extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) tanh_bac
   for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += step) {
     dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+  }
+}
+
+// y = s · x.
+extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) scale_f32(const float* __restrict__ x, float* __restrict__ y,
+                                     unsigned long long n, float s) {
+  const unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
+  for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += step) {
+    y[i] = s * x[i];
   }
 }

@@ -1,16 +1,21 @@
-//! Model pieces on each GPU test device (the CUDA emulator always, a real GPU when
-//! present) match the CPU: token concat/split, ReLU and tanh, and transformer and
-//! cross-modality layers with skip and parallel adapters, forward and backward (input
-//! gradients and every parameter gradient).
+//! Models and their pieces on each GPU test device (the CUDA emulator always, a real GPU
+//! when present) match the CPU: token concat/split, ReLU, tanh, scaling and embeddings;
+//! transformer and cross-modality layers with skip and parallel adapters; the whole tiny
+//! dual-stream model with adapters — forward and backward (input gradients and every
+//! parameter gradient).
 
 mod common;
 
 use common::gpu::devices;
+use common::tiny::{dual_inputs, tiny_dual};
+use sparsevlp::model::config::ModelConfig;
+use sparsevlp::model::vqa::VqaModel;
 use sparsevlp::nn::{
     additive_key_mask, Activation, BlockConfig, CrossModalLayer, Init, Mode, Module, NormPlacement,
     TransformerLayer,
 };
-use sparsevlp::ops::elementwise::{relu, relu_backward, tanh, tanh_backward};
+use sparsevlp::ops::elementwise::{relu, relu_backward, scale, tanh, tanh_backward};
+use sparsevlp::ops::embedding::{embedding, embedding_backward};
 use sparsevlp::ops::tokens::{concat_tokens, split_tokens};
 use sparsevlp::{DType, Device, Tensor};
 
@@ -67,7 +72,7 @@ fn token_concat_and_split_match_cpu() {
 }
 
 #[test]
-fn relu_and_tanh_match_cpu() {
+fn elementwise_ops_match_cpu() {
     for &device in devices() {
         for dims in [[2, 3, 5], [1, 1, 1], [3, 7, 33]] {
             let (x, dy) = (randn(&dims, 6), randn(&dims, 7));
@@ -89,6 +94,14 @@ fn relu_and_tanh_match_cpu() {
             let want = tanh_backward(&y, &dy).unwrap();
             let got = tanh_backward(&yg, &dyg).unwrap();
             assert_close(&format!("tanh backward {what}"), &got, &want, device, 0.0);
+            let got = scale(&xg, -0.3).unwrap();
+            assert_close(
+                &format!("scale {what}"),
+                &got,
+                &scale(&x, -0.3).unwrap(),
+                device,
+                0.0,
+            );
         }
     }
 }
@@ -225,5 +238,100 @@ fn cross_modal_layers_with_adapters_match_cpu() {
             assert_close(&format!("{what}: dvisn"), &dvisn_gpu, &dvisn, device, 0.0);
             assert_grads_close(&what, &gpu, &cpu, device);
         }
+    }
+}
+
+#[test]
+fn embeddings_match_cpu() {
+    for &device in devices() {
+        for (vocab, dim, ids) in [
+            (7, 5, vec![3u32, 0, 6, 3, 3]),
+            (2, 33, vec![1]),
+            (4, 3, vec![]),
+        ] {
+            let table = randn(&[vocab, dim], 8);
+            let dy = randn(&[ids.len(), dim], 9);
+            let what = format!("embedding {vocab}×{dim} on {device}");
+            let want = embedding(&table, &ids).unwrap();
+            let got = embedding(&table.to_device(device).unwrap(), &ids).unwrap();
+            assert_close(&what, &got, &want, device, 0.0);
+            // Repeated ids accumulate into a table gradient that is not zero to begin with.
+            let mut dtable = randn(&[vocab, dim], 10);
+            let mut dtable_gpu = dtable.to_device(device).unwrap();
+            embedding_backward(&ids, &dy, &mut dtable).unwrap();
+            embedding_backward(&ids, &dy.to_device(device).unwrap(), &mut dtable_gpu).unwrap();
+            assert_close(
+                &format!("{what}: backward"),
+                &dtable_gpu,
+                &dtable,
+                device,
+                0.0,
+            );
+        }
+    }
+}
+
+#[test]
+fn tiny_dual_stream_model_with_adapters_matches_cpu() {
+    // Attention-probability dropout has no GPU kernel; hidden dropout does.
+    let config = ModelConfig {
+        attention_dropout: 0.0,
+        ..tiny_dual(0.1)
+    };
+    let x = dual_inputs(3, 3, 5, 11, DType::F32);
+    let mode = Mode::Train { seed: 8 };
+    for &device in devices() {
+        let mut cpu = VqaModel::new(&config, &init()).unwrap();
+        cpu.skip_layer("lxmert.encoder.r_layers.0", 4, &init())
+            .unwrap();
+        cpu.add_parallel_adapter("lxmert.encoder.x_layers.0", 3, &init())
+            .unwrap();
+        randomise_adapters(&mut cpu);
+        let mut gpu = cpu.clone();
+        gpu.to_device(device).unwrap();
+        let (VqaModel::DualStream(cpu_model), VqaModel::DualStream(gpu_model)) =
+            (&mut cpu, &mut gpu)
+        else {
+            unreachable!()
+        };
+        let what = format!("tiny dual-stream model on {device}");
+        let eval = cpu_model.forward(&x, Mode::Eval).unwrap();
+        let eval_gpu = gpu_model.forward(&x, Mode::Eval).unwrap();
+        assert_close(
+            &format!("{what}: eval logits"),
+            &eval_gpu,
+            &eval,
+            device,
+            0.0,
+        );
+        let logits = cpu_model.forward(&x, mode).unwrap();
+        let logits_gpu = gpu_model.forward(&x, mode).unwrap();
+        assert_close(
+            &format!("{what}: logits"),
+            &logits_gpu,
+            &logits,
+            device,
+            0.0,
+        );
+        let dlogits = randn(logits.dims(), 13);
+        let d = cpu_model.backward(&dlogits).unwrap();
+        let d_gpu = gpu_model
+            .backward(&dlogits.to_device(device).unwrap())
+            .unwrap();
+        assert_close(
+            &format!("{what}: d visual_feats"),
+            &d_gpu.visual_feats,
+            &d.visual_feats,
+            device,
+            0.0,
+        );
+        assert_close(
+            &format!("{what}: d visual_pos"),
+            &d_gpu.visual_pos,
+            &d.visual_pos,
+            device,
+            0.0,
+        );
+        assert_grads_close(&what, &gpu, &cpu, device);
     }
 }

@@ -4,7 +4,7 @@
 //! be on the same device.
 
 use super::dense::attention::{self as attn, AttentionShape};
-use super::dense::{bias_gelu, gemm, layernorm, softmax};
+use super::dense::{bias_gelu, embedding as emb, gemm, layernorm, softmax};
 use super::{GpuBuffer, GpuContext, KernelArg, LaunchConfig};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -366,9 +366,9 @@ pub fn attention_backward(
     Ok((dq, dk, dv))
 }
 
-/// `kernel(ins..., out, n)` over the elements of `ins[0]`: an element-wise op whose
-/// operands the caller has checked to share `ins[0]`'s shape.
-fn map_elements(op: &str, kernel: &str, ins: &[&Tensor]) -> Result<Tensor> {
+/// `kernel(ins..., out, n, extra...)` over the elements of `ins[0]`: an element-wise op
+/// whose operands the caller has checked to share `ins[0]`'s shape.
+fn map_elements(op: &str, kernel: &str, ins: &[&Tensor], extra: &[KernelArg]) -> Result<Tensor> {
     let device = ins[0].device();
     let ctx = GpuContext::get(device)?;
     let mut args = ins
@@ -380,6 +380,7 @@ fn map_elements(op: &str, kernel: &str, ins: &[&Tensor]) -> Result<Tensor> {
     if n > 0 {
         args.push(KernelArg::Buf(operand(&y, device, op)?));
         args.push(KernelArg::U64(n as u64));
+        args.extend_from_slice(extra);
         ctx.launch(kernel, elementwise_config(n), &args)?;
     }
     Ok(y)
@@ -387,22 +388,22 @@ fn map_elements(op: &str, kernel: &str, ins: &[&Tensor]) -> Result<Tensor> {
 
 /// ReLU.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    map_elements("relu", "relu_f32", &[x])
+    map_elements("relu", "relu_f32", &[x], &[])
 }
 
 /// Backward of [`relu`] given the forward input `x`.
 pub fn relu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    map_elements("relu_backward", "relu_backward_f32", &[x, dy])
+    map_elements("relu_backward", "relu_backward_f32", &[x, dy], &[])
 }
 
 /// Hyperbolic tangent.
 pub fn tanh(x: &Tensor) -> Result<Tensor> {
-    map_elements("tanh", "tanh_f32", &[x])
+    map_elements("tanh", "tanh_f32", &[x], &[])
 }
 
 /// Backward of [`tanh`] given the forward output `y`.
 pub fn tanh_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    map_elements("tanh_backward", "tanh_backward_f32", &[y, dy])
+    map_elements("tanh_backward", "tanh_backward_f32", &[y, dy], &[])
 }
 
 /// Where one token range of a `[B, T, h]` activation sits: `len` floats per batch row
@@ -495,3 +496,44 @@ pub fn split_tokens(
 
 /// Batch, first-stream tokens, second-stream tokens, hidden size.
 type Dims4 = (usize, usize, usize, usize);
+
+/// `s · x`.
+pub fn scale(x: &Tensor, s: f64) -> Result<Tensor> {
+    map_elements("scale", "scale_f32", &[x], &[KernelArg::F32(s as f32)])
+}
+
+/// Rows `ids` of `table [vocab, dim]` (see `crate::ops::embedding`); the caller has
+/// checked the ids.
+pub fn embedding(table: &Tensor, ids: &[u32], (vocab, dim): (usize, usize)) -> Result<Tensor> {
+    const OP: &str = "embedding";
+    let device = table.device();
+    let ctx = GpuContext::get(device)?;
+    let tb = operand(table, device, OP)?;
+    let mut y = output(ctx, [ids.len(), dim])?;
+    if !ids.is_empty() {
+        let idb = ctx.upload(ids)?;
+        let yb = buffer_mut(&mut y, device, OP)?;
+        emb::embedding_forward(ctx, tb, &idb, yb, ids.len(), dim, vocab)?;
+    }
+    Ok(y)
+}
+
+/// Adds row `i` of `dy` into row `ids[i]` of `dtable` (see `crate::ops::embedding`); the
+/// caller has checked shapes and ids.
+pub fn embedding_backward(
+    ids: &[u32],
+    dy: &Tensor,
+    dtable: &mut Tensor,
+    (vocab, dim): (usize, usize),
+) -> Result<()> {
+    const OP: &str = "embedding_backward";
+    let device = dtable.device();
+    let ctx = GpuContext::get(device)?;
+    let dyb = operand(dy, device, OP)?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let idb = ctx.upload(ids)?;
+    let db = buffer_mut(dtable, device, OP)?;
+    emb::embedding_backward(ctx, &idb, dyb, db, ids.len(), dim, vocab)
+}

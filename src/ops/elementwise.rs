@@ -215,6 +215,9 @@ pub fn add_assign(a: &mut Tensor, b: &Tensor) -> Result<()> {
 
 /// `a · s` for a scalar `s`.
 pub fn scale(a: &Tensor, s: f64) -> Result<Tensor> {
+    if a.device().is_gpu() {
+        return crate::gpu::tensor_ops::scale(a, s);
+    }
     with_float!(a.dtype(), "scale", T => {
         let s = T::of(s);
         map_unary::<T>(a, #[inline(always)] move |v| v * s)

@@ -1,14 +1,15 @@
 //! Models and their pieces on each GPU test device (the CUDA emulator always, a real GPU
 //! when present) match the CPU: token concat/split, ReLU, tanh, scaling and embeddings;
-//! transformer and cross-modality layers with skip and parallel adapters; the whole tiny
-//! dual-stream model with adapters — forward and backward (input gradients and every
-//! parameter gradient).
+//! matrix products; transformer and cross-modality layers with skip and parallel
+//! adapters; the whole tiny single- and dual-stream models with adapters — forward and
+//! backward (input gradients and every parameter gradient).
 
 mod common;
 
 use common::gpu::devices;
-use common::tiny::{dual_inputs, tiny_dual};
+use common::tiny::{dual_inputs, single_inputs, tiny_dual, tiny_single};
 use sparsevlp::model::config::ModelConfig;
+use sparsevlp::model::vilt_positions::PatchGrid;
 use sparsevlp::model::vqa::VqaModel;
 use sparsevlp::nn::{
     additive_key_mask, Activation, BlockConfig, CrossModalLayer, Init, Mode, Module, NormPlacement,
@@ -16,6 +17,7 @@ use sparsevlp::nn::{
 };
 use sparsevlp::ops::elementwise::{relu, relu_backward, scale, tanh, tanh_backward};
 use sparsevlp::ops::embedding::{embedding, embedding_backward};
+use sparsevlp::ops::matmul::matmul;
 use sparsevlp::ops::tokens::{concat_tokens, split_tokens};
 use sparsevlp::{DType, Device, Tensor};
 
@@ -332,6 +334,78 @@ fn tiny_dual_stream_model_with_adapters_matches_cpu() {
             device,
             0.0,
         );
+        assert_grads_close(&what, &gpu, &cpu, device);
+    }
+}
+
+#[test]
+fn matmul_matches_cpu() {
+    for &device in devices() {
+        let on = |t: &Tensor| t.to_device(device).unwrap();
+        // (A dims, B dims, ta, tb): plain, transposed, batched, batched with a shared B.
+        let cases: [(&[usize], &[usize], bool, bool); 5] = [
+            (&[5, 7], &[7, 3], false, false),
+            (&[7, 5], &[7, 3], true, false),
+            (&[5, 7], &[3, 7], false, true),
+            (&[2, 4, 6], &[2, 6, 5], false, false),
+            (&[3, 4, 6], &[5, 6], false, true),
+        ];
+        for (ad, bd, ta, tb) in cases {
+            let (a, b) = (randn(ad, 14), randn(bd, 15));
+            let want = matmul(&a, &b, ta, tb).unwrap();
+            let got = matmul(&on(&a), &on(&b), ta, tb).unwrap();
+            let what = format!("matmul {ad:?}·{bd:?} ta {ta} tb {tb} on {device}");
+            assert_close(&what, &got, &want, device, 0.0);
+        }
+    }
+}
+
+#[test]
+fn tiny_single_stream_model_with_adapters_matches_cpu() {
+    let config = ModelConfig {
+        attention_dropout: 0.0,
+        ..tiny_single(0.1)
+    };
+    // A 2×3 grid: the position table is interpolated, the first image's last patch padded.
+    let x = single_inputs(3, PatchGrid { rows: 2, cols: 3 }, 8, 11, DType::F32);
+    let mode = Mode::Train { seed: 8 };
+    for &device in devices() {
+        let mut cpu = VqaModel::new(&config, &init()).unwrap();
+        cpu.skip_layer("vilt.encoder.layer.1", 4, &init()).unwrap();
+        cpu.add_parallel_adapter("vilt.encoder.layer.0", 3, &init())
+            .unwrap();
+        randomise_adapters(&mut cpu);
+        let mut gpu = cpu.clone();
+        gpu.to_device(device).unwrap();
+        let (VqaModel::SingleStream(cpu_model), VqaModel::SingleStream(gpu_model)) =
+            (&mut cpu, &mut gpu)
+        else {
+            unreachable!()
+        };
+        let what = format!("tiny single-stream model on {device}");
+        let eval = cpu_model.forward(&x, Mode::Eval).unwrap();
+        let eval_gpu = gpu_model.forward(&x, Mode::Eval).unwrap();
+        assert_close(
+            &format!("{what}: eval logits"),
+            &eval_gpu,
+            &eval,
+            device,
+            0.0,
+        );
+        let logits = cpu_model.forward(&x, mode).unwrap();
+        let logits_gpu = gpu_model.forward(&x, mode).unwrap();
+        assert_close(
+            &format!("{what}: logits"),
+            &logits_gpu,
+            &logits,
+            device,
+            0.0,
+        );
+        let dlogits = randn(logits.dims(), 13);
+        cpu_model.backward(&dlogits).unwrap();
+        gpu_model
+            .backward(&dlogits.to_device(device).unwrap())
+            .unwrap();
         assert_grads_close(&what, &gpu, &cpu, device);
     }
 }

@@ -494,7 +494,8 @@ pub fn split_tokens(
     Ok((a, b))
 }
 
-/// Batch, first-stream tokens, second-stream tokens, hidden size.
+/// Four sizes: (batch, first-stream tokens, second-stream tokens, hidden) for token
+/// ops, (batch, m, n, k) for products.
 type Dims4 = (usize, usize, usize, usize);
 
 /// `s · x`.
@@ -536,4 +537,28 @@ pub fn embedding_backward(
     let idb = ctx.upload(ids)?;
     let db = buffer_mut(dtable, device, OP)?;
     emb::embedding_backward(ctx, &idb, dyb, db, ids.len(), dim, vocab)
+}
+
+/// Batched `op(A)·op(B)` (see `crate::ops::matmul::matmul`) of `batch` products of
+/// `[m, k]·[k, n]`; `shared_b`: one B for every product. The caller has checked shapes.
+pub fn matmul(
+    a: &Tensor,
+    b: &Tensor,
+    (batch, m, n, k): Dims4,
+    (ta, tb): (bool, bool),
+    shared_b: bool,
+) -> Result<Tensor> {
+    const OP: &str = "matmul";
+    let device = a.device();
+    let ctx = GpuContext::get(device)?;
+    let (ab, bb) = (operand(a, device, OP)?, operand(b, device, OP)?);
+    let mut dims = a.dims()[..a.dims().len() - 2].to_vec();
+    dims.extend([m, n]);
+    let mut c = output(ctx, dims)?;
+    let mut g = gemm::Gemm::new(m, n, k).transposed(ta, tb).batched(batch);
+    if shared_b {
+        g.stride_b = 0;
+    }
+    gemm::gemm_f32(ctx, &g, ab, bb, buffer_mut(&mut c, device, OP)?)?;
+    Ok(c)
 }

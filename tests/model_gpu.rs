@@ -128,13 +128,16 @@ fn init() -> Init {
     }
 }
 
-/// Gives every adapter parameter random values (a fresh up projection is zero).
+/// Gives every adapter parameter random values on its device (a fresh up projection is
+/// zero).
 fn randomise_adapters(m: &mut dyn Module) {
     let mut k = 50;
     m.visit_params_mut(&mut |p| {
         if p.name.contains("_adapter.") {
             k += 1;
-            p.value = Tensor::randn(p.value.dims(), 0.3, k, DType::F32);
+            p.value = Tensor::randn(p.value.dims(), 0.3, k, DType::F32)
+                .to_device(p.value.device())
+                .unwrap();
         }
     });
 }
@@ -370,13 +373,18 @@ fn tiny_single_stream_model_with_adapters_matches_cpu() {
     let x = single_inputs(3, PatchGrid { rows: 2, cols: 3 }, 8, 11, DType::F32);
     let mode = Mode::Train { seed: 8 };
     for &device in devices() {
+        // Adapters added to a model on the device are created there (with the same
+        // name-seeded values as on the CPU).
         let mut cpu = VqaModel::new(&config, &init()).unwrap();
-        cpu.skip_layer("vilt.encoder.layer.1", 4, &init()).unwrap();
-        cpu.add_parallel_adapter("vilt.encoder.layer.0", 3, &init())
-            .unwrap();
-        randomise_adapters(&mut cpu);
         let mut gpu = cpu.clone();
         gpu.to_device(device).unwrap();
+        for m in [&mut cpu, &mut gpu] {
+            m.skip_layer("vilt.encoder.layer.1", 4, &init()).unwrap();
+            m.add_parallel_adapter("vilt.encoder.layer.0", 3, &init())
+                .unwrap();
+            randomise_adapters(m);
+        }
+        gpu.visit_params(&mut |p| assert_eq!(p.value.device(), device, "{}", p.name));
         let (VqaModel::SingleStream(cpu_model), VqaModel::SingleStream(gpu_model)) =
             (&mut cpu, &mut gpu)
         else {

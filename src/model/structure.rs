@@ -4,8 +4,7 @@
 //!
 //! Adapter parameters live under their layer's name (`{layer}.skip_adapter.*`,
 //! `{layer}.parallel_adapter.*`), names that no HF model uses; they inherit the layer's
-//! modality tag. Adapters are created on the CPU: add them before moving the model to a
-//! device.
+//! modality tag. New adapters are created on the device the model's parameters live on.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -197,7 +196,7 @@ impl VqaModel {
             LayerMut::Encoder(l) => l.skip(bottleneck, init),
             LayerMut::Cross(l) => l.skip(bottleneck, init),
         }
-        Ok(())
+        self.adapters_to_model_device()
     }
 
     /// Adds fresh parallel adapters of `bottleneck` (96 at hidden 768 in DAS) beside
@@ -213,7 +212,24 @@ impl VqaModel {
             LayerMut::Encoder(l) => l.add_parallel_adapters(bottleneck, init),
             LayerMut::Cross(l) => l.add_parallel_adapters(bottleneck, init),
         }
-        Ok(())
+        self.adapters_to_model_device()
+    }
+
+    /// Moves adapters (created on the CPU) to the device of the backbone parameters.
+    fn adapters_to_model_device(&mut self) -> Result<()> {
+        let mut device = None;
+        self.visit_params(&mut |p| {
+            if device.is_none() && !is_adapter_param(&p.name) {
+                device = Some(p.value.device());
+            }
+        });
+        let Some(device) = device else { return Ok(()) };
+        self.for_each_param(&mut |p| {
+            if is_adapter_param(&p.name) && p.value.device() != device {
+                p.to_device(device)?;
+            }
+            Ok(())
+        })
     }
 
     /// The bottleneck of every adapter of one kind, by layer: the `down` projections of

@@ -381,3 +381,45 @@ fn an_adapters_file_with_foreign_tensors_is_an_error_naming_it() {
         assert!(err.contains(ADAPTERS_FILE), "{err}");
     }
 }
+
+#[test]
+fn flops_of_a_checkpoint_count_its_adapters() {
+    let config = ModelConfig::preset("tiny-single").unwrap();
+    let mut m = VqaModel::new(&config, &Init::default()).unwrap();
+    m.skip_layer("vilt.encoder.layer.1", 6, &Init::default())
+        .unwrap();
+    m.add_parallel_adapter("vilt.encoder.layer.0", 4, &Init::default())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    HfCheckpoint::new(config.clone(), m.clone())
+        .save(dir.path())
+        .unwrap();
+    let sparsity = HfCheckpoint::read_adapter_sparsity(dir.path()).unwrap();
+    assert_eq!(sparsity, m.flop_sparsity().unwrap());
+
+    let path = dir.path().to_str().unwrap();
+    let output = common::sparsevlp(&["flops", "--checkpoint", path, "--json"]);
+    assert!(output.status.success(), "{output:?}");
+    let report: sparsevlp::flops::FlopReport = serde_json::from_slice(&output.stdout).unwrap();
+    let want = count(path, &config, &FlopInput::default_for(&config), &sparsity).unwrap();
+    assert_eq!(report.total, want.total);
+    let skipped = report
+        .modules
+        .iter()
+        .find(|r| r.name == "vilt.encoder.layer.1");
+    assert!(skipped.unwrap().skipped);
+    let adapted = report
+        .modules
+        .iter()
+        .find(|r| r.name == "vilt.encoder.layer.0");
+    let adapted = adapted.unwrap();
+    assert!(adapted.effective_flops > adapted.dense_flops as f64);
+
+    // The checkpoint and --sparsity cannot both describe skipping.
+    let file = dir.path().join("sparsity.json");
+    std::fs::write(&file, r#"{"weight_density": {}, "attention_density": {}, "skipped": ["vilt.encoder.layer.0"], "skip_adapter": null}"#).unwrap();
+    let sparsity_arg = file.to_str().unwrap();
+    let output = common::sparsevlp(&["flops", "--checkpoint", path, "--sparsity", sparsity_arg]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("adapters"));
+}

@@ -20,8 +20,9 @@ pub struct FlopsArgs {
     /// A model config: a sparsevlp JSON config or a Hugging Face config.json.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// A Hugging Face checkpoint directory (its config.json is read). The count is
-    /// dense: the sparsity of stored weights is not read yet (use --sparsity).
+    /// A Hugging Face checkpoint directory: its config.json is read, and the skipped
+    /// layers and adapters of its adapters.safetensors, if any, are counted. The
+    /// sparsity of stored weights is not read yet (use --sparsity).
     #[arg(long, value_name = "DIR")]
     pub checkpoint: Option<PathBuf>,
     /// Examples per batch.
@@ -81,6 +82,30 @@ fn parse_image_size(text: &str) -> Result<VisualInput> {
     })
 }
 
+/// `sparsity` with the skipped layers and adapters of the checkpoint `dir`; an error
+/// when both describe skipped layers or adapters.
+fn with_checkpoint_adapters(sparsity: Sparsity, dir: &Path) -> Result<Sparsity> {
+    let stored = HfCheckpoint::read_adapter_sparsity(dir)?;
+    if stored == Sparsity::default() {
+        return Ok(sparsity);
+    }
+    if !sparsity.skipped.is_empty()
+        || sparsity.skip_adapter.is_some()
+        || !sparsity.parallel_adapters.is_empty()
+    {
+        return Err(Error::invalid(format!(
+            "flops: {} has adapters; --sparsity must not name skipped layers or adapters too",
+            dir.display()
+        )));
+    }
+    Ok(Sparsity {
+        skipped: stored.skipped,
+        skip_adapter: stored.skip_adapter,
+        parallel_adapters: stored.parallel_adapters,
+        ..sparsity
+    })
+}
+
 /// Runs `sparsevlp flops`.
 pub fn run(args: &FlopsArgs) -> Result<()> {
     let (name, config) = match (&args.model, &args.config, &args.checkpoint) {
@@ -115,6 +140,10 @@ pub fn run(args: &FlopsArgs) -> Result<()> {
             serde_json::from_str(&text)
                 .map_err(|e| Error::invalid(format!("{}: {e}", p.display())))?
         }
+    };
+    let sparsity = match &args.checkpoint {
+        Some(dir) => with_checkpoint_adapters(sparsity, dir)?,
+        None => sparsity,
     };
     let report = count(&name, &config, &input, &sparsity)?;
     let json = serde_json::to_string_pretty(&report)

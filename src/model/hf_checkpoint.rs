@@ -17,16 +17,18 @@
 //! parallel_adapter.*` adds parallel adapters; the bottleneck is the `down` weight's
 //! row count).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::config::ModelConfig;
-use super::structure::is_adapter_param;
+use super::structure::{adapter_sparsity, is_adapter_param};
 use super::vqa::VqaModel;
 use crate::atomic_file::write_atomically;
 use crate::checkpoint::{load_module, load_module_skipping, load_tensors, save_tensors};
 use crate::error::{Error, Result};
+use crate::flops::Sparsity;
 use crate::nn::{Init, Module, Param};
 use crate::tensor::DType;
 
@@ -68,6 +70,19 @@ impl HfCheckpoint {
     /// Reads the config of a checkpoint directory (what `flops --checkpoint` needs).
     pub fn read_config(dir: &Path) -> Result<ModelConfig> {
         ModelConfig::from_hf_config(&dir.join(CONFIG_FILE))
+    }
+
+    /// The FLOP counter's description of the skipped layers and adapters stored in the
+    /// checkpoint's [`ADAPTERS_FILE`] (the default description when there is none),
+    /// read without loading the model.
+    pub fn read_adapter_sparsity(dir: &Path) -> Result<Sparsity> {
+        let path = dir.join(ADAPTERS_FILE);
+        if !path.is_file() {
+            return Ok(Sparsity::default());
+        }
+        let (skipped, parallel) = read_adapter_layers(&path)?;
+        adapter_sparsity(skipped, parallel)
+            .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))
     }
 
     /// Loads a checkpoint directory in f32.
@@ -158,32 +173,49 @@ fn weights_file(dir: &Path) -> Result<PathBuf> {
     }))
 }
 
-/// Recreates the adapters named in the file `path` on `model` and loads their values;
-/// a name that is no adapter of a layer of the model is an error naming the file.
-fn load_adapters(path: &Path, model: &mut VqaModel, init: &Init) -> Result<()> {
+/// Skipped layers and layers with parallel adapters, each with its bottleneck.
+type AdapterLayers = (BTreeMap<String, usize>, BTreeMap<String, usize>);
+
+/// The adapters an adapters file describes, each with its bottleneck (the `down`
+/// weights' row count). A tensor that is no adapter parameter is an error naming the
+/// file.
+fn read_adapter_layers(path: &Path) -> Result<AdapterLayers> {
+    let (mut skipped, mut parallel) = (BTreeMap::new(), BTreeMap::new());
     for (name, tensor) in load_tensors(path)? {
-        let Some(layer_end) = ["skip_adapter", "parallel_adapter"]
-            .iter()
-            .find_map(|kind| name.find(&format!(".{kind}.")))
-        else {
+        let found = [
+            ("skip_adapter", &mut skipped),
+            ("parallel_adapter", &mut parallel),
+        ]
+        .into_iter()
+        .find_map(|(kind, map)| Some((name.find(&format!(".{kind}."))?, map)));
+        let Some((layer_end, map)) = found else {
             return Err(Error::invalid(format!(
                 "{}: tensor '{name}' is not an adapter parameter",
                 path.display()
             )));
         };
-        if !name.ends_with(".down.weight") {
-            continue;
+        if name.ends_with(".down.weight") {
+            let bottleneck = tensor.dims().first().copied().unwrap_or(0);
+            map.insert(name[..layer_end].to_string(), bottleneck);
         }
-        let (layer, bottleneck) = (
-            &name[..layer_end],
-            tensor.dims().first().copied().unwrap_or(0),
-        );
-        let added = if name[layer_end..].starts_with(".skip_adapter.") {
-            model.skip_layer(layer, bottleneck, init)
-        } else {
-            model.add_parallel_adapter(layer, bottleneck, init)
-        };
-        added.map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
+    }
+    Ok((skipped, parallel))
+}
+
+/// Recreates the adapters named in the file `path` on `model` and loads their values;
+/// a name that is no adapter of a layer of the model is an error naming the file.
+fn load_adapters(path: &Path, model: &mut VqaModel, init: &Init) -> Result<()> {
+    let (skipped, parallel) = read_adapter_layers(path)?;
+    let in_file = |e: Error| Error::invalid(format!("{}: {e}", path.display()));
+    for (layer, bottleneck) in skipped {
+        model
+            .skip_layer(&layer, bottleneck, init)
+            .map_err(in_file)?;
+    }
+    for (layer, bottleneck) in parallel {
+        model
+            .add_parallel_adapter(&layer, bottleneck, init)
+            .map_err(in_file)?;
     }
     load_module(path, &mut AdapterParams(model))
 }

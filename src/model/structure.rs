@@ -261,26 +261,7 @@ impl VqaModel {
     /// sparsity). Errors when skipped layers use different bottlenecks, which the
     /// counter cannot express.
     pub fn flop_sparsity(&self) -> Result<Sparsity> {
-        let skipped = self.skipped_layers();
-        let bottlenecks: BTreeSet<usize> = skipped.values().copied().collect();
-        if bottlenecks.len() > 1 {
-            return Err(Error::invalid(format!(
-                "skipped layers use different skip-adapter bottlenecks {bottlenecks:?}; the \
-                 FLOP counter takes one"
-            )));
-        }
-        // A skipped layer does not run its parallel adapters.
-        let parallel_adapters = self
-            .parallel_adapters()
-            .into_iter()
-            .filter(|(layer, _)| !skipped.contains_key(layer))
-            .collect();
-        Ok(Sparsity {
-            skip_adapter: bottlenecks.first().copied(),
-            skipped: skipped.into_keys().collect(),
-            parallel_adapters,
-            ..Sparsity::default()
-        })
+        adapter_sparsity(self.skipped_layers(), self.parallel_adapters())
     }
 
     /// The backbone parameters DAS freezes after its search: everything except the
@@ -300,6 +281,33 @@ impl VqaModel {
         });
         frozen
     }
+}
+
+/// The FLOP counter's description of skipped layers (with their skip adapters'
+/// bottlenecks) and parallel adapters (bottleneck per layer); errors when the skipped
+/// layers use different bottlenecks, which the counter cannot express.
+pub fn adapter_sparsity(
+    skipped: BTreeMap<String, usize>,
+    parallel: BTreeMap<String, usize>,
+) -> Result<Sparsity> {
+    let bottlenecks: BTreeSet<usize> = skipped.values().copied().collect();
+    if bottlenecks.len() > 1 {
+        return Err(Error::invalid(format!(
+            "skipped layers use different skip-adapter bottlenecks {bottlenecks:?}; the FLOP \
+             counter takes one"
+        )));
+    }
+    // A skipped layer does not run its parallel adapters.
+    let parallel_adapters = parallel
+        .into_iter()
+        .filter(|(layer, _)| !skipped.contains_key(layer))
+        .collect();
+    Ok(Sparsity {
+        skip_adapter: bottlenecks.first().copied(),
+        skipped: skipped.into_keys().collect(),
+        parallel_adapters,
+        ..Sparsity::default()
+    })
 }
 
 /// A zero bottleneck is an error.

@@ -1,4 +1,5 @@
-// Element-wise f32 kernels of the layer path: residual add and counter-based dropout.
+// Element-wise f32 kernels of the layer path: residual add, counter-based dropout, ReLU
+// and tanh (forward and backward), scaling.
 //
 // Work split
 //   grid-stride loops: THREADS = 256 threads per block, each thread owns elements
@@ -44,5 +45,57 @@ extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) dropout_
     const unsigned long long h = svlp_mix64(seed ^ svlp_mix64(i));
     const bool keep = (unsigned)(h >> 40) >= threshold;
     y[i] = keep ? x[i] * scale : 0.0f;
+  }
+}
+
+// y = max(x, 0).
+extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) relu_f32(const float* __restrict__ x, float* __restrict__ y,
+                                    unsigned long long n) {
+  const unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
+  for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += step) {
+    y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  }
+}
+
+// dx = dy where x > 0, else 0.
+extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) relu_backward_f32(const float* __restrict__ x,
+                                             const float* __restrict__ dy,
+                                             float* __restrict__ dx, unsigned long long n) {
+  const unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
+  for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += step) {
+    dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+  }
+}
+
+// y = tanh(x).
+extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) tanh_f32(const float* __restrict__ x, float* __restrict__ y,
+                                    unsigned long long n) {
+  const unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
+  for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += step) {
+    y[i] = tanhf(x[i]);
+  }
+}
+
+// dx = dy · (1 − y²), given the forward output y.
+extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) tanh_backward_f32(const float* __restrict__ y,
+                                             const float* __restrict__ dy,
+                                             float* __restrict__ dx, unsigned long long n) {
+  const unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
+  for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += step) {
+    dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+  }
+}
+
+// y = s · x.
+extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) scale_f32(const float* __restrict__ x, float* __restrict__ y,
+                                     unsigned long long n, float s) {
+  const unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
+  for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += step) {
+    y[i] = s * x[i];
   }
 }

@@ -4,50 +4,13 @@
 
 mod common;
 
-use common::{check_layer, prefix_mask, randn, MODE};
+use common::tiny::{dual_inputs, tiny_dual};
+use common::{check_layer, randn, MODE};
 use sparsevlp::flops::{count, FlopInput, Modality, Sparsity};
-use sparsevlp::model::config::{Arch, DualStream, HiddenAct, ModelConfig};
+use sparsevlp::model::config::ModelConfig;
 use sparsevlp::model::dual_stream::{DualStreamInputs, DualStreamModel};
 use sparsevlp::nn::{Init, Mode, Module};
 use sparsevlp::{DType, Tensor};
-
-/// A tiny f64 config: hidden 8, 2 heads, one layer per encoder, 5-d region features.
-fn tiny(dropout: f64) -> ModelConfig {
-    ModelConfig {
-        arch: Arch::DualStream(DualStream {
-            l_layers: 1,
-            r_layers: 1,
-            x_layers: 1,
-            visual_feat_dim: 5,
-            visual_pos_dim: 4,
-            regions: 3,
-        }),
-        hidden: 8,
-        heads: 2,
-        ffn: 12,
-        vocab_size: 11,
-        max_position_embeddings: 5,
-        type_vocab_size: 2,
-        layer_norm_eps: 1e-12,
-        hidden_dropout: dropout,
-        attention_dropout: dropout,
-        activation: HiddenAct::Gelu,
-        answers: 3,
-    }
-}
-
-/// Inputs for batch 2 with `t` tokens (the second row's last token padded) and `r`
-/// regions of `f` features (the first row's last region padded).
-fn inputs(t: usize, r: usize, f: usize, vocab: u32, dtype: DType) -> DualStreamInputs {
-    DualStreamInputs {
-        input_ids: (0..2 * t as u32).map(|i| (i * 7 + 1) % vocab).collect(),
-        attention_mask: prefix_mask(t, &[t, t - 1], dtype),
-        token_type_ids: (0..2 * t).map(|i| (i % 2) as u32).collect(),
-        visual_feats: randn(&[2, r, f], 4).to_dtype(dtype),
-        visual_pos: randn(&[2, r, 4], 5).to_dtype(dtype),
-        visual_mask: Some(prefix_mask(r, &[r - 1, r], dtype)),
-    }
-}
 
 #[test]
 fn lxmert_base_names_shapes_and_param_count() {
@@ -171,7 +134,7 @@ fn grad_check(name: &str, config: &ModelConfig) {
         dtype: DType::F64,
     };
     let model = DualStreamModel::new(config, &init).unwrap();
-    let x = inputs(3, 3, 5, 11, DType::F64);
+    let x = dual_inputs(3, 3, 5, 11, DType::F64);
     let visual = [x.visual_feats.clone(), x.visual_pos.clone()];
     check_layer(
         name,
@@ -195,19 +158,19 @@ fn grad_check(name: &str, config: &ModelConfig) {
 
 #[test]
 fn whole_model_gradients_match_finite_differences() {
-    grad_check("LXMERT", &tiny(0.0));
+    grad_check("LXMERT", &tiny_dual(0.0));
 }
 
 #[test]
 fn whole_model_gradients_match_finite_differences_with_dropout() {
-    grad_check("LXMERT with dropout", &tiny(0.2));
+    grad_check("LXMERT with dropout", &tiny_dual(0.2));
 }
 
 #[test]
 fn tiny_dual_forward_is_finite_and_eval_is_deterministic() {
     let config = ModelConfig::preset("tiny-dual").unwrap();
     let mut model = DualStreamModel::new(&config, &Init::default()).unwrap();
-    let mut x = inputs(5, 16, 18, 1000, DType::F32);
+    let mut x = dual_inputs(5, 16, 18, 1000, DType::F32);
     let a = model.forward(&x, Mode::Eval).unwrap();
     assert_eq!(a.dims(), &[2, 32]);
     assert!(a.to_vec_f32().iter().all(|v| v.is_finite()));
@@ -251,7 +214,7 @@ type Edit = Box<dyn Fn(&mut DualStreamInputs)>;
 fn wrong_input_shapes_are_errors_naming_the_tensor() {
     let config = ModelConfig::preset("tiny-dual").unwrap();
     let mut model = DualStreamModel::new(&config, &Init::default()).unwrap();
-    let good = inputs(5, 16, 18, 1000, DType::F32);
+    let good = dual_inputs(5, 16, 18, 1000, DType::F32);
     let cases: [(&str, Edit); 9] = [
         (
             "visual_feats",
@@ -293,7 +256,7 @@ fn wrong_input_shapes_are_errors_naming_the_tensor() {
         let err = model.forward(&x, Mode::Eval).unwrap_err().to_string();
         assert!(err.contains(tensor), "{tensor}: {err}");
     }
-    let mut long = inputs(65, 16, 18, 1000, DType::F32);
+    let mut long = dual_inputs(65, 16, 18, 1000, DType::F32);
     long.token_type_ids.iter_mut().for_each(|t| *t = 0);
     let err = model.forward(&long, Mode::Eval).unwrap_err().to_string();
     assert!(err.contains("input_ids"), "{err}");

@@ -4,61 +4,14 @@
 
 mod common;
 
-use common::{check_layer, prefix_mask, randn, MODE};
+use common::tiny::{init, single_inputs, tiny_single};
+use common::{check_layer, randn, MODE};
 use sparsevlp::flops::{count, FlopInput, Sparsity};
-use sparsevlp::model::config::{Arch, ModelConfig, SingleStream};
+use sparsevlp::model::config::ModelConfig;
 use sparsevlp::model::single_stream::{SingleStreamInputs, SingleStreamModel};
 use sparsevlp::model::vilt_positions::PatchGrid;
 use sparsevlp::nn::{Init, Mode, Module};
 use sparsevlp::{DType, Tensor};
-
-/// A tiny f64 config: hidden 8, 2 heads, 2 layers, a 4×4 image of 2×2 patches.
-fn tiny(dropout: f64) -> ModelConfig {
-    ModelConfig {
-        arch: Arch::SingleStream(SingleStream {
-            layers: 2,
-            image_size: 4,
-            patch_size: 2,
-            num_channels: 2,
-            max_image_length: None,
-            modality_type_vocab_size: 2,
-            qkv_bias: true,
-        }),
-        hidden: 8,
-        heads: 2,
-        ffn: 12,
-        vocab_size: 11,
-        max_position_embeddings: 5,
-        type_vocab_size: 2,
-        layer_norm_eps: 1e-12,
-        hidden_dropout: dropout,
-        attention_dropout: dropout,
-        activation: sparsevlp::model::config::HiddenAct::Gelu,
-        answers: 3,
-    }
-}
-
-fn init(dtype: DType, std: f64) -> Init {
-    Init {
-        seed: 5,
-        std,
-        dtype,
-    }
-}
-
-/// Inputs for batch 2 with `t` tokens (the second row's last token padded) and a `grid`
-/// of patches of `dim` values (the first image's last patch padded).
-fn inputs(t: usize, grid: PatchGrid, dim: usize, vocab: u32, dtype: DType) -> SingleStreamInputs {
-    let p = grid.len();
-    SingleStreamInputs {
-        input_ids: (0..2 * t as u32).map(|i| (i * 7 + 1) % vocab).collect(),
-        attention_mask: prefix_mask(t, &[t, t - 1], dtype),
-        token_type_ids: (0..2 * t).map(|i| (i % 2) as u32).collect(),
-        pixel_values: randn(&[2, p, dim], 4).to_dtype(dtype),
-        pixel_mask: prefix_mask(p, &[p - 1, p], dtype),
-        patch_grid: grid,
-    }
-}
 
 #[test]
 fn vilt_b32_names_shapes_and_param_count() {
@@ -151,7 +104,7 @@ fn vilt_b32_names_shapes_and_param_count() {
 /// Runs the whole-model gradient check of `config` (dtype f64) on a `grid` of patches.
 fn grad_check(name: &str, config: &ModelConfig, grid: PatchGrid) {
     let model = SingleStreamModel::new(config, &init(DType::F64, 0.5)).unwrap();
-    let x = inputs(3, grid, 8, 11, DType::F64);
+    let x = single_inputs(3, grid, 8, 11, DType::F64);
     check_layer(
         name,
         &model,
@@ -167,19 +120,23 @@ fn grad_check(name: &str, config: &ModelConfig, grid: PatchGrid) {
 
 #[test]
 fn whole_model_gradients_match_finite_differences() {
-    grad_check("ViLT", &tiny(0.0), PatchGrid::square(2));
+    grad_check("ViLT", &tiny_single(0.0), PatchGrid::square(2));
 }
 
 #[test]
 fn whole_model_gradients_match_finite_differences_with_dropout() {
-    grad_check("ViLT with dropout", &tiny(0.2), PatchGrid::square(2));
+    grad_check("ViLT with dropout", &tiny_single(0.2), PatchGrid::square(2));
 }
 
 #[test]
 fn whole_model_gradients_through_interpolated_positions() {
     // A 2×3 grid: the 2×2 position table is resized to 2×3 for both images (the first
     // image's padded last patch gets a position but no attention).
-    grad_check("ViLT 2×3", &tiny(0.0), PatchGrid { rows: 2, cols: 3 });
+    grad_check(
+        "ViLT 2×3",
+        &tiny_single(0.0),
+        PatchGrid { rows: 2, cols: 3 },
+    );
 }
 
 #[test]
@@ -187,7 +144,7 @@ fn tiny_single_forward_is_finite_and_eval_is_deterministic() {
     let config = ModelConfig::preset("tiny-single").unwrap();
     let mut model = SingleStreamModel::new(&config, &Init::default()).unwrap();
     // 64×64 image in 16×16 patches of 3 channels: 16 patches of 768 values.
-    let x = inputs(5, PatchGrid::square(4), 768, 1000, DType::F32);
+    let x = single_inputs(5, PatchGrid::square(4), 768, 1000, DType::F32);
     let a = model.forward(&x, Mode::Eval).unwrap();
     assert_eq!(a.dims(), &[2, 32]);
     assert!(a.to_vec_f32().iter().all(|v| v.is_finite()));
@@ -215,7 +172,7 @@ type Edit = Box<dyn Fn(&mut SingleStreamInputs)>;
 fn wrong_input_shapes_are_errors_naming_the_tensor() {
     let config = ModelConfig::preset("tiny-single").unwrap();
     let mut model = SingleStreamModel::new(&config, &Init::default()).unwrap();
-    let good = inputs(5, PatchGrid::square(4), 768, 1000, DType::F32);
+    let good = single_inputs(5, PatchGrid::square(4), 768, 1000, DType::F32);
     let cases: [(&str, Edit); 5] = [
         (
             "pixel_values",
@@ -238,7 +195,7 @@ fn wrong_input_shapes_are_errors_naming_the_tensor() {
         let err = model.forward(&x, Mode::Eval).unwrap_err().to_string();
         assert!(err.contains(tensor), "{tensor}: {err}");
     }
-    let mut long = inputs(41, PatchGrid::square(4), 768, 1000, DType::F32);
+    let mut long = single_inputs(41, PatchGrid::square(4), 768, 1000, DType::F32);
     long.token_type_ids.iter_mut().for_each(|t| *t = 0);
     let err = model.forward(&long, Mode::Eval).unwrap_err().to_string();
     assert!(err.contains("input_ids"), "{err}");

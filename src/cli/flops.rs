@@ -21,8 +21,9 @@ pub struct FlopsArgs {
     /// A model config: a sparsevlp JSON config or a Hugging Face config.json.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// A Hugging Face checkpoint directory (its config.json is read). The count is
-    /// dense: the sparsity of stored weights is not read yet (use --sparsity).
+    /// A Hugging Face checkpoint directory: its config.json is read, and the skipped
+    /// layers and adapters of its adapters.safetensors, if any, are counted. The
+    /// sparsity of stored weights is not read yet (use --sparsity).
     #[arg(long, value_name = "DIR")]
     pub checkpoint: Option<PathBuf>,
     /// Examples per batch.
@@ -32,7 +33,8 @@ pub struct FlopsArgs {
     #[command(flatten)]
     pub size: InputSizeArgs,
     /// Effective-FLOP knobs: a JSON file with `weight_density`, `attention_density`
-    /// (name prefix → density), `skipped` (layer names) and `skip_adapter` (bottleneck).
+    /// (name prefix → density), `skipped` (layer names), `skip_adapter` (bottleneck) and
+    /// `parallel_adapters` (layer name → bottleneck).
     #[arg(long, value_name = "FILE")]
     pub sparsity: Option<PathBuf>,
     /// Print the report as JSON instead of the table.
@@ -56,6 +58,30 @@ fn load_config(path: &Path) -> Result<ModelConfig> {
     } else {
         ModelConfig::from_json_file(path)
     }
+}
+
+/// `sparsity` with the skipped layers and adapters of the checkpoint `dir`; an error
+/// when both describe skipped layers or adapters.
+fn with_checkpoint_adapters(sparsity: Sparsity, dir: &Path) -> Result<Sparsity> {
+    let stored = HfCheckpoint::read_adapter_sparsity(dir)?;
+    if stored == Sparsity::default() {
+        return Ok(sparsity);
+    }
+    if !sparsity.skipped.is_empty()
+        || sparsity.skip_adapter.is_some()
+        || !sparsity.parallel_adapters.is_empty()
+    {
+        return Err(Error::invalid(format!(
+            "flops: {} has adapters; --sparsity must not name skipped layers or adapters too",
+            dir.display()
+        )));
+    }
+    Ok(Sparsity {
+        skipped: stored.skipped,
+        skip_adapter: stored.skip_adapter,
+        parallel_adapters: stored.parallel_adapters,
+        ..sparsity
+    })
 }
 
 /// Runs `sparsevlp flops`.
@@ -82,6 +108,10 @@ pub fn run(args: &FlopsArgs) -> Result<()> {
             serde_json::from_str(&text)
                 .map_err(|e| Error::invalid(format!("{}: {e}", p.display())))?
         }
+    };
+    let sparsity = match &args.checkpoint {
+        Some(dir) => with_checkpoint_adapters(sparsity, dir)?,
+        None => sparsity,
     };
     let report = count(&name, &config, &input, &sparsity)?;
     let json = serde_json::to_string_pretty(&report)

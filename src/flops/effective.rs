@@ -30,6 +30,10 @@ pub struct Sparsity {
     /// Bottleneck of the skip adapter `x + W_up ReLU(W_down LN(x))` that replaces a
     /// skipped layer; `None`: a skipped layer costs nothing.
     pub skip_adapter: Option<usize>,
+    /// Bottleneck of the parallel adapters `W_up ReLU(W_down LN(x))` beside every residual
+    /// block of a kept transformer layer, per layer name (DAS).
+    #[serde(default)]
+    pub parallel_adapters: BTreeMap<String, usize>,
 }
 
 /// The value of the longest key of `map` that is `name` or a `.`-prefix of it.
@@ -90,6 +94,21 @@ impl Sparsity {
         if self.skip_adapter == Some(0) {
             return Err(Error::invalid("skip adapter bottleneck must be positive"));
         }
+        for (name, &bottleneck) in &self.parallel_adapters {
+            if !modules
+                .iter()
+                .any(|m| &m.name == name && m.layer_tokens.is_some())
+            {
+                return Err(Error::invalid(format!(
+                    "parallel adapters: {name} is not a transformer layer of this model"
+                )));
+            }
+            if bottleneck == 0 {
+                return Err(Error::invalid(format!(
+                    "parallel adapters of {name}: bottleneck must be positive"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -124,10 +143,16 @@ impl Sparsity {
                 }
             })
             .collect();
-        // The adapter's down and up projections over every token of the layer.
-        let adapter = match (skipped, self.skip_adapter, m.layer_tokens) {
-            (true, Some(b), Some(tokens)) => 2.0 * 2.0 * tokens as f64 * (hidden * b) as f64,
-            _ => 0.0,
+        // An adapter's down and up projections over `tokens` tokens.
+        let adapter_flops = |tokens: u64, b: usize| 2.0 * 2.0 * tokens as f64 * (hidden * b) as f64;
+        let tokens = m.layer_tokens.unwrap_or(0);
+        let adapter = match (skipped, self.skip_adapter) {
+            (true, Some(b)) => adapter_flops(tokens, b),
+            (false, _) => match self.parallel_adapters.get(&m.name) {
+                Some(&b) => adapter_flops(tokens * m.residual_blocks, b),
+                None => 0.0,
+            },
+            (true, None) => 0.0,
         };
         ModuleReport {
             name: m.name.clone(),

@@ -5,40 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::config::{Arch, DualStream, ModelConfig, SingleStream};
-
-/// Which part of a vision-language model a module belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Modality {
-    /// Text embeddings and the language encoder.
-    Language,
-    /// Visual input projection and the visual encoder.
-    Visual,
-    /// Layers that mix the two modalities (LXMERT cross layers, ViLT encoder layers).
-    Cross,
-    /// Pooler, final LayerNorm and answer classifier.
-    Head,
-}
-
-impl Modality {
-    /// Every modality, in report order.
-    pub const ALL: [Modality; 4] = [
-        Modality::Language,
-        Modality::Visual,
-        Modality::Cross,
-        Modality::Head,
-    ];
-
-    /// The lower-case name used in tables and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Modality::Language => "language",
-            Modality::Visual => "visual",
-            Modality::Cross => "cross",
-            Modality::Head => "head",
-        }
-    }
-}
+pub use crate::model::modality::Modality;
+use crate::model::modality::ModelKind;
 
 /// The kind of matrix product an [`Op`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +45,10 @@ pub struct ModuleCost {
     /// Tokens the module processes for the whole batch when it is a skippable
     /// transformer layer (what a skip adapter would see); `None` otherwise.
     pub layer_tokens: Option<u64>,
+    /// Residual blocks each token of a skippable layer passes through, the sites of
+    /// parallel adapters: 2 in an encoder layer (attention, FFN), 3 in a cross-modality
+    /// layer (cross-attention, self-attention, FFN); 0 for other modules.
+    pub residual_blocks: u64,
     /// The matrix products.
     pub ops: Vec<Op>,
 }
@@ -140,12 +112,33 @@ impl FlopInput {
 
 /// Builds the ops of one module; `rows` are tokens per example, scaled by the batch.
 struct Builder {
+    kind: ModelKind,
     batch: u64,
     hidden: u64,
     ffn: u64,
 }
 
 impl Builder {
+    /// The modality of a module the graph names (every such name is in the tables of
+    /// [`ModelKind::modality_of`]; the tests check each one).
+    fn tag(&self, name: &str) -> Modality {
+        self.kind
+            .modality_of(name)
+            .expect("every module of the FLOP graph has a modality tag")
+    }
+
+    /// A module with no matrix products (embedding tables, a LayerNorm).
+    fn table(&self, name: &str, params: u64) -> ModuleCost {
+        ModuleCost {
+            name: name.to_string(),
+            modality: self.tag(name),
+            params,
+            layer_tokens: None,
+            residual_blocks: 0,
+            ops: Vec::new(),
+        }
+    }
+
     fn linear(&self, name: String, rows: usize, inp: u64, out: u64, prunable: bool) -> Op {
         Op {
             name,
@@ -183,7 +176,7 @@ impl Builder {
     }
 
     /// A post-LN BERT layer (LXMERT language and visual layers) over `rows` tokens.
-    fn bert_layer(&self, name: String, modality: Modality, rows: usize, params: u64) -> ModuleCost {
+    fn bert_layer(&self, name: String, rows: usize, params: u64) -> ModuleCost {
         let mut ops = Vec::new();
         let att = format!("{name}.attention.self");
         let out = format!("{name}.attention.output.dense");
@@ -195,23 +188,13 @@ impl Builder {
             rows,
         );
         ModuleCost {
+            modality: self.tag(&name),
             name,
-            modality,
             params,
             layer_tokens: Some(self.batch * rows as u64),
+            residual_blocks: 2,
             ops,
         }
-    }
-}
-
-/// A module with no matrix products (embedding tables, a LayerNorm).
-fn table(name: &str, modality: Modality, params: u64) -> ModuleCost {
-    ModuleCost {
-        name: name.to_string(),
-        modality,
-        params,
-        layer_tokens: None,
-        ops: Vec::new(),
     }
 }
 
@@ -231,6 +214,7 @@ pub fn build(config: &ModelConfig, input: &FlopInput) -> Result<Vec<ModuleCost>>
         )));
     }
     let b = Builder {
+        kind: ModelKind::of(&config.arch),
         batch: input.batch as u64,
         hidden: config.hidden as u64,
         ffn: config.ffn as u64,
@@ -269,37 +253,27 @@ fn dual_stream(
 ) -> Vec<ModuleCost> {
     let (h, f) = (b.hidden, b.ffn);
     let layer = bert_layer_params(h, f);
-    let mut m = vec![table(
+    let mut m = vec![b.table(
         "lxmert.embeddings",
-        Modality::Language,
         (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) as u64 * h + 2 * h,
     )];
     for i in 0..d.l_layers {
-        m.push(b.bert_layer(
-            format!("lxmert.encoder.layer.{i}"),
-            Modality::Language,
-            t,
-            layer,
-        ));
+        m.push(b.bert_layer(format!("lxmert.encoder.layer.{i}"), t, layer));
     }
     let (fd, pd) = (d.visual_feat_dim as u64, d.visual_pos_dim as u64);
     m.push(ModuleCost {
         name: "lxmert.encoder.visn_fc".into(),
-        modality: Modality::Visual,
+        modality: b.tag("lxmert.encoder.visn_fc"),
         params: (fd * h + h) + 2 * h + (pd * h + h) + 2 * h,
         layer_tokens: None,
+        residual_blocks: 0,
         ops: vec![
             b.linear("lxmert.encoder.visn_fc.visn_fc".into(), r, fd, h, true),
             b.linear("lxmert.encoder.visn_fc.box_fc".into(), r, pd, h, true),
         ],
     });
     for i in 0..d.r_layers {
-        m.push(b.bert_layer(
-            format!("lxmert.encoder.r_layers.{i}"),
-            Modality::Visual,
-            r,
-            layer,
-        ));
+        m.push(b.bert_layer(format!("lxmert.encoder.r_layers.{i}"), r, layer));
     }
     for i in 0..d.x_layers {
         let name = format!("lxmert.encoder.x_layers.{i}");
@@ -325,10 +299,11 @@ fn dual_stream(
         let attention_layer = 4 * (h * h + h) + 2 * h;
         let ffn_part = (h * f + f) + (f * h + h) + 2 * h;
         m.push(ModuleCost {
+            modality: b.tag(&name),
             name,
-            modality: Modality::Cross,
             params: 3 * attention_layer + 2 * ffn_part,
             layer_tokens: Some(b.batch * (t + r) as u64),
+            residual_blocks: 3,
             ops,
         });
     }
@@ -348,16 +323,18 @@ fn heads(b: &Builder, pooler: &str, head: &str, fc: &str, answers: usize) -> [Mo
     [
         ModuleCost {
             name: pooler.to_string(),
-            modality: Modality::Head,
+            modality: b.tag(pooler),
             params: h * h + h,
             layer_tokens: None,
+            residual_blocks: 0,
             ops: vec![b.linear(format!("{pooler}.dense"), 1, h, h, true)],
         },
         ModuleCost {
             name: head.to_string(),
-            modality: Modality::Head,
+            modality: b.tag(head),
             params: (h * 2 * h + 2 * h) + 4 * h + (2 * h * a + a),
             layer_tokens: None,
+            residual_blocks: 0,
             ops: vec![
                 b.linear(format!("{fc}.0"), 1, h, 2 * h, false),
                 b.linear(format!("{fc}.3"), 1, 2 * h, a, false),
@@ -382,16 +359,16 @@ fn single_stream(
     let qkv_bias = if s.qkv_bias { 3 * h } else { 0 };
     let layer = 2 * h + 3 * h * h + qkv_bias + (h * h + h) + 2 * h + (h * f + f) + (f * h + h);
     let mut m = vec![
-        table(
+        b.table(
             "vilt.embeddings.text_embeddings",
-            Modality::Language,
             (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) as u64 * h + 2 * h,
         ),
         ModuleCost {
             name: "vilt.embeddings.patch_embeddings".into(),
-            modality: Modality::Visual,
+            modality: b.tag("vilt.embeddings.patch_embeddings"),
             params: patch_in * h + h,
             layer_tokens: None,
+            residual_blocks: 0,
             ops: vec![b.linear(
                 "vilt.embeddings.patch_embeddings.projection".into(),
                 s.patches(height, width),
@@ -401,9 +378,8 @@ fn single_stream(
             )],
         },
         // The image CLS, the patch position table and the modality-type embeddings.
-        table(
+        b.table(
             "vilt.embeddings",
-            Modality::Visual,
             h + (table_patches + 1) * h + s.modality_type_vocab_size as u64 * h,
         ),
     ];
@@ -420,14 +396,15 @@ fn single_stream(
             seq,
         );
         m.push(ModuleCost {
+            modality: b.tag(&name),
             name,
-            modality: Modality::Cross,
             params: layer,
             layer_tokens: Some(b.batch * seq as u64),
+            residual_blocks: 2,
             ops,
         });
     }
-    m.push(table("vilt.layernorm", Modality::Head, 2 * h));
+    m.push(b.table("vilt.layernorm", 2 * h));
     m.extend(heads(
         b,
         "vilt.pooler",

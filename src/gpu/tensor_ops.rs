@@ -4,7 +4,7 @@
 //! block-sparse attention). f32 only; every operand must be on the same device.
 
 use super::dense::attention::{self as attn, AttentionShape};
-use super::dense::{bias_gelu, gemm, layernorm, softmax};
+use super::dense::{bias_gelu, embedding as emb, gemm, layernorm, softmax};
 use super::sparse::attention as sparse_attn;
 use super::sparse::layout::scratch;
 use super::sparse::GpuBlockLayout;
@@ -443,4 +443,201 @@ pub fn block_sparse_attention_backward(
         buffer_mut(&mut dv, device, op)?,
     )?;
     Ok((dq, dk, dv))
+}
+
+/// `kernel(ins..., out, n, extra...)` over the elements of `ins[0]`: an element-wise op
+/// whose operands the caller has checked to share `ins[0]`'s shape.
+fn map_elements(op: &str, kernel: &str, ins: &[&Tensor], extra: &[KernelArg]) -> Result<Tensor> {
+    let device = ins[0].device();
+    let ctx = GpuContext::get(device)?;
+    let mut args = ins
+        .iter()
+        .map(|t| Ok(KernelArg::Buf(operand(t, device, op)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let y = output(ctx, ins[0].shape().clone())?;
+    let n = ins[0].numel();
+    if n > 0 {
+        args.push(KernelArg::Buf(operand(&y, device, op)?));
+        args.push(KernelArg::U64(n as u64));
+        args.extend_from_slice(extra);
+        ctx.launch(kernel, elementwise_config(n), &args)?;
+    }
+    Ok(y)
+}
+
+/// ReLU.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    map_elements("relu", "relu_f32", &[x], &[])
+}
+
+/// Backward of [`relu`] given the forward input `x`.
+pub fn relu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    map_elements("relu_backward", "relu_backward_f32", &[x, dy], &[])
+}
+
+/// Hyperbolic tangent.
+pub fn tanh(x: &Tensor) -> Result<Tensor> {
+    map_elements("tanh", "tanh_f32", &[x], &[])
+}
+
+/// Backward of [`tanh`] given the forward output `y`.
+pub fn tanh_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    map_elements("tanh_backward", "tanh_backward_f32", &[y, dy], &[])
+}
+
+/// Where one token range of a `[B, T, h]` activation sits: `len` floats per batch row
+/// starting at `offset`, rows `stride` floats apart.
+struct RowRange {
+    stride: usize,
+    offset: usize,
+}
+
+/// Copies `len` floats per batch row from `src` to `dst` (kernel `copy_rows_f32`).
+fn copy_rows(
+    ctx: &GpuContext,
+    (src, from): (&GpuBuffer, RowRange),
+    (dst, to): (&GpuBuffer, RowRange),
+    batch: usize,
+    len: usize,
+) -> Result<()> {
+    let n = batch * len;
+    if n == 0 {
+        return Ok(());
+    }
+    let args = [
+        KernelArg::Buf(src),
+        KernelArg::Buf(dst),
+        KernelArg::U64(batch as u64),
+        KernelArg::U64(len as u64),
+        KernelArg::U64(from.stride as u64),
+        KernelArg::U64(from.offset as u64),
+        KernelArg::U64(to.stride as u64),
+        KernelArg::U64(to.offset as u64),
+    ];
+    ctx.launch("copy_rows_f32", elementwise_config(n), &args)
+}
+
+/// `[B, Ta, h]` and `[B, Tb, h]` joined along tokens (see `crate::ops::tokens`); the
+/// caller has checked the shapes.
+pub fn concat_tokens(a: &Tensor, b: &Tensor, (batch, ta, tb, h): Dims4) -> Result<Tensor> {
+    const OP: &str = "concat_tokens";
+    let device = a.device();
+    let ctx = GpuContext::get(device)?;
+    let (ab, bb) = (operand(a, device, OP)?, operand(b, device, OP)?);
+    let y = output(ctx, [batch, ta + tb, h])?;
+    let yb = operand(&y, device, OP)?;
+    let stride = (ta + tb) * h;
+    let at = |stride, offset| RowRange { stride, offset };
+    copy_rows(ctx, (ab, at(ta * h, 0)), (yb, at(stride, 0)), batch, ta * h)?;
+    copy_rows(
+        ctx,
+        (bb, at(tb * h, 0)),
+        (yb, at(stride, ta * h)),
+        batch,
+        tb * h,
+    )?;
+    Ok(y)
+}
+
+/// `x [B, T, h]` split after token `first` (see `crate::ops::tokens`); the caller has
+/// checked the shapes.
+pub fn split_tokens(
+    x: &Tensor,
+    first: usize,
+    (batch, t, h): (usize, usize, usize),
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "split_tokens";
+    let device = x.device();
+    let ctx = GpuContext::get(device)?;
+    let xb = operand(x, device, OP)?;
+    let (a, b) = (
+        output(ctx, [batch, first, h])?,
+        output(ctx, [batch, t - first, h])?,
+    );
+    let at = |stride, offset| RowRange { stride, offset };
+    let rest = (t - first) * h;
+    copy_rows(
+        ctx,
+        (xb, at(t * h, 0)),
+        (operand(&a, device, OP)?, at(first * h, 0)),
+        batch,
+        first * h,
+    )?;
+    copy_rows(
+        ctx,
+        (xb, at(t * h, first * h)),
+        (operand(&b, device, OP)?, at(rest, 0)),
+        batch,
+        rest,
+    )?;
+    Ok((a, b))
+}
+
+/// Four sizes: (batch, first-stream tokens, second-stream tokens, hidden) for token
+/// ops, (batch, m, n, k) for products.
+type Dims4 = (usize, usize, usize, usize);
+
+/// `s · x`.
+pub fn scale(x: &Tensor, s: f64) -> Result<Tensor> {
+    map_elements("scale", "scale_f32", &[x], &[KernelArg::F32(s as f32)])
+}
+
+/// Rows `ids` of `table [vocab, dim]` (see `crate::ops::embedding`); the caller has
+/// checked the ids.
+pub fn embedding(table: &Tensor, ids: &[u32], (vocab, dim): (usize, usize)) -> Result<Tensor> {
+    const OP: &str = "embedding";
+    let device = table.device();
+    let ctx = GpuContext::get(device)?;
+    let tb = operand(table, device, OP)?;
+    let mut y = output(ctx, [ids.len(), dim])?;
+    if !ids.is_empty() {
+        let idb = ctx.upload(ids)?;
+        let yb = buffer_mut(&mut y, device, OP)?;
+        emb::embedding_forward(ctx, tb, &idb, yb, ids.len(), dim, vocab)?;
+    }
+    Ok(y)
+}
+
+/// Adds row `i` of `dy` into row `ids[i]` of `dtable` (see `crate::ops::embedding`); the
+/// caller has checked shapes and ids.
+pub fn embedding_backward(
+    ids: &[u32],
+    dy: &Tensor,
+    dtable: &mut Tensor,
+    (vocab, dim): (usize, usize),
+) -> Result<()> {
+    const OP: &str = "embedding_backward";
+    let device = dtable.device();
+    let ctx = GpuContext::get(device)?;
+    let dyb = operand(dy, device, OP)?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let idb = ctx.upload(ids)?;
+    let db = buffer_mut(dtable, device, OP)?;
+    emb::embedding_backward(ctx, &idb, dyb, db, ids.len(), dim, vocab)
+}
+
+/// Batched `op(A)·op(B)` (see `crate::ops::matmul::matmul`) of `batch` products of
+/// `[m, k]·[k, n]`; `shared_b`: one B for every product. The caller has checked shapes.
+pub fn matmul(
+    a: &Tensor,
+    b: &Tensor,
+    (batch, m, n, k): Dims4,
+    (ta, tb): (bool, bool),
+    shared_b: bool,
+) -> Result<Tensor> {
+    const OP: &str = "matmul";
+    let device = a.device();
+    let ctx = GpuContext::get(device)?;
+    let (ab, bb) = (operand(a, device, OP)?, operand(b, device, OP)?);
+    let mut dims = a.dims()[..a.dims().len() - 2].to_vec();
+    dims.extend([m, n]);
+    let mut c = output(ctx, dims)?;
+    let mut g = gemm::Gemm::new(m, n, k).transposed(ta, tb).batched(batch);
+    if shared_b {
+        g.stride_b = 0;
+    }
+    gemm::gemm_f32(ctx, &g, ab, bb, buffer_mut(&mut c, device, OP)?)?;
+    Ok(c)
 }

@@ -149,7 +149,7 @@ impl DualStreamModel {
         let visn_dims = self.cache.pop()?;
         let mut dlang = self.pooler.backward(dpooled)?;
         // The head reads only the language stream: the visual stream's gradient starts at 0.
-        let mut dvisn = Tensor::zeros(visn_dims, dlang.dtype());
+        let mut dvisn = Tensor::zeros_on(visn_dims, dlang.dtype(), dlang.device())?;
         for layer in self.cross_layers.iter_mut().rev() {
             (dlang, dvisn) = layer.backward(&dlang, &dvisn)?;
         }

@@ -10,23 +10,34 @@
 //! tensor, and the expected and found shapes. Saves write each file atomically (weights
 //! first, then the config), keeping the `config.json` a checkpoint was loaded with (its
 //! answer labels included).
+//!
+//! Skip and parallel adapters (DAS) are not part of the HF model: they are written to
+//! [`ADAPTERS_FILE`] beside it and, when that file is present, recreated on load from
+//! their names and shapes (`{layer}.skip_adapter.*` skips the layer, `{layer}.
+//! parallel_adapter.*` adds parallel adapters; the bottleneck is the `down` weight's
+//! row count).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::config::ModelConfig;
+use super::structure::{adapter_sparsity, is_adapter_param};
 use super::vqa::VqaModel;
 use crate::atomic_file::write_atomically;
-use crate::checkpoint::{load_module_skipping, save_module};
+use crate::checkpoint::{load_module, load_module_skipping, load_tensors, save_tensors};
 use crate::error::{Error, Result};
-use crate::nn::Init;
+use crate::flops::Sparsity;
+use crate::nn::{Init, Module, Param};
 use crate::tensor::DType;
 
 /// The config file of a checkpoint directory.
 pub const CONFIG_FILE: &str = "config.json";
 /// The weights file of a checkpoint directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// The adapters file of a checkpoint directory (only when the model has adapters).
+pub const ADAPTERS_FILE: &str = "adapters.safetensors";
 
 /// Whether a tensor name in an HF weights file is a buffer rather than a parameter
 /// (`*.position_ids`, `*.token_type_ids`): such tensors are ignored.
@@ -61,6 +72,19 @@ impl HfCheckpoint {
         ModelConfig::from_hf_config(&dir.join(CONFIG_FILE))
     }
 
+    /// The FLOP counter's description of the skipped layers and adapters stored in the
+    /// checkpoint's [`ADAPTERS_FILE`] (the default description when there is none),
+    /// read without loading the model.
+    pub fn read_adapter_sparsity(dir: &Path) -> Result<Sparsity> {
+        let path = dir.join(ADAPTERS_FILE);
+        if !path.is_file() {
+            return Ok(Sparsity::default());
+        }
+        let (skipped, parallel) = read_adapter_layers(&path)?;
+        adapter_sparsity(skipped, parallel)
+            .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))
+    }
+
     /// Loads a checkpoint directory in f32.
     pub fn load(dir: &Path) -> Result<Self> {
         let config_path = dir.join(CONFIG_FILE);
@@ -77,6 +101,10 @@ impl HfCheckpoint {
         };
         let mut model = VqaModel::new(&config, &init)?;
         load_module_skipping(&weights_file(dir)?, &mut model, &is_hf_buffer)?;
+        let adapters = dir.join(ADAPTERS_FILE);
+        if adapters.is_file() {
+            load_adapters(&adapters, &mut model, &init)?;
+        }
         Ok(HfCheckpoint {
             config,
             hf_config,
@@ -90,7 +118,26 @@ impl HfCheckpoint {
             path: dir.to_path_buf(),
             source,
         })?;
-        save_module(&dir.join(WEIGHTS_FILE), &self.model, DType::F32)?;
+        let (mut backbone, mut adapters) = (Vec::new(), Vec::new());
+        self.model.visit_params(&mut |p| {
+            let list = if is_adapter_param(&p.name) {
+                &mut adapters
+            } else {
+                &mut backbone
+            };
+            list.push((p.name.clone(), p.value.clone()));
+        });
+        save_tensors(&dir.join(WEIGHTS_FILE), &backbone, DType::F32)?;
+        let adapters_path = dir.join(ADAPTERS_FILE);
+        if !adapters.is_empty() {
+            save_tensors(&adapters_path, &adapters, DType::F32)?;
+        } else if adapters_path.is_file() {
+            // A stale adapters file would be loaded back into this adapter-free model.
+            std::fs::remove_file(&adapters_path).map_err(|source| Error::Io {
+                path: adapters_path.clone(),
+                source,
+            })?;
+        }
         let mut hf_config = self.hf_config.clone();
         if let Some(obj) = hf_config.as_object_mut() {
             // The weights are written in f32 whatever dtype they were loaded from.
@@ -124,4 +171,72 @@ fn weights_file(dir: &Path) -> Result<PathBuf> {
         ),
         None => format!("{}: not found", path.display()),
     }))
+}
+
+/// Skipped layers and layers with parallel adapters, each with its bottleneck.
+type AdapterLayers = (BTreeMap<String, usize>, BTreeMap<String, usize>);
+
+/// The adapters an adapters file describes, each with its bottleneck (the `down`
+/// weights' row count). A tensor that is no adapter parameter is an error naming the
+/// file.
+fn read_adapter_layers(path: &Path) -> Result<AdapterLayers> {
+    let (mut skipped, mut parallel) = (BTreeMap::new(), BTreeMap::new());
+    for (name, tensor) in load_tensors(path)? {
+        let found = [
+            ("skip_adapter", &mut skipped),
+            ("parallel_adapter", &mut parallel),
+        ]
+        .into_iter()
+        .find_map(|(kind, map)| Some((name.find(&format!(".{kind}."))?, map)));
+        let Some((layer_end, map)) = found else {
+            return Err(Error::invalid(format!(
+                "{}: tensor '{name}' is not an adapter parameter",
+                path.display()
+            )));
+        };
+        if name.ends_with(".down.weight") {
+            let bottleneck = tensor.dims().first().copied().unwrap_or(0);
+            map.insert(name[..layer_end].to_string(), bottleneck);
+        }
+    }
+    Ok((skipped, parallel))
+}
+
+/// Recreates the adapters named in the file `path` on `model` and loads their values;
+/// a name that is no adapter of a layer of the model is an error naming the file.
+fn load_adapters(path: &Path, model: &mut VqaModel, init: &Init) -> Result<()> {
+    let (skipped, parallel) = read_adapter_layers(path)?;
+    let in_file = |e: Error| Error::invalid(format!("{}: {e}", path.display()));
+    for (layer, bottleneck) in skipped {
+        model
+            .skip_layer(&layer, bottleneck, init)
+            .map_err(in_file)?;
+    }
+    for (layer, bottleneck) in parallel {
+        model
+            .add_parallel_adapter(&layer, bottleneck, init)
+            .map_err(in_file)?;
+    }
+    load_module(path, &mut AdapterParams(model))
+}
+
+/// The adapter parameters of a model, as a [`Module`] of their own.
+struct AdapterParams<'a>(&'a mut VqaModel);
+
+impl Module for AdapterParams<'_> {
+    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
+        self.0.visit_params(&mut |p| {
+            if is_adapter_param(&p.name) {
+                f(p)
+            }
+        });
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        self.0.visit_params_mut(&mut |p| {
+            if is_adapter_param(&p.name) {
+                f(p)
+            }
+        });
+    }
 }

@@ -5,6 +5,7 @@
 use super::config::{DualStream, ModelConfig};
 use super::dual_stream::DualStreamInputs;
 use super::text_embeddings::TextEmbeddings;
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::{additive_key_mask, Dropout, Init, LayerNorm, Linear, Mode, Module, Param};
 use crate::ops::elementwise::{add, scale};
@@ -157,16 +158,21 @@ impl LxmertEmbeddings {
     /// Embeds both streams and builds their key masks.
     pub fn forward(&mut self, inputs: &DualStreamInputs, mode: Mode) -> Result<EmbeddedStreams> {
         let (b, t, _) = self.check_inputs(inputs)?;
-        let dtype = self.visual.visn_fc.weight.value.dtype();
+        let weight = &self.visual.visn_fc.weight.value;
+        let (dtype, device) = (weight.dtype(), weight.device());
+        // Host inputs move to the model's device; masks are built on the host first.
+        let input = |t: &Tensor| t.to_dtype(dtype).to_device(device);
         let lang = self
             .text
             .forward(&inputs.input_ids, &inputs.token_type_ids, (b, t), mode)?;
         let visn = self.visual.forward(
-            &inputs.visual_feats.to_dtype(dtype),
-            &inputs.visual_pos.to_dtype(dtype),
+            &input(&inputs.visual_feats)?,
+            &input(&inputs.visual_pos)?,
             mode,
         )?;
-        let mask = |m: &Tensor| additive_key_mask(&m.to_dtype(dtype));
+        let mask = |m: &Tensor| {
+            additive_key_mask(&m.to_device(Device::Cpu)?.to_dtype(dtype))?.to_device(device)
+        };
         Ok(EmbeddedStreams {
             lang,
             visn,

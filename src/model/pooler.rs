@@ -51,7 +51,7 @@ impl Pooler {
         let Saved { pooled, seq } = self.cache.pop()?;
         let dfirst = self.dense.backward(&tanh_backward(&pooled, dpooled)?)?;
         let [b, h] = dfirst.shape().dims_n::<2>("pooler")?;
-        let rest = Tensor::zeros([b, seq - 1, h], dfirst.dtype());
+        let rest = Tensor::zeros_on([b, seq - 1, h], dfirst.dtype(), dfirst.device())?;
         concat_tokens(&dfirst.reshape([b, 1, h])?, &rest)
     }
 }

@@ -108,7 +108,7 @@ impl SingleStreamModel {
     /// The pooled output `[B, h]`: tanh(pooler(token 0 of the final LayerNorm)).
     pub fn forward_pooled(&mut self, inputs: &SingleStreamInputs, mode: Mode) -> Result<Tensor> {
         let (mut x, keep) = self.embeddings.forward(inputs, mode)?;
-        let mask = additive_key_mask(&keep)?;
+        let mask = additive_key_mask(&keep)?.to_device(x.device())?;
         for layer in &mut self.layers {
             x = layer.forward(&x, Some(&mask), mode)?;
         }

@@ -9,6 +9,7 @@ use super::config::{ModelConfig, SingleStream};
 use super::single_stream::SingleStreamInputs;
 use super::text_embeddings::TextEmbeddings;
 use super::vilt_positions::{position_weights, valid_extents};
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::{Cache, Dropout, Embedding, Init, Mode, Module, Param};
 use crate::ops::elementwise::add;
@@ -146,10 +147,13 @@ impl ViltEmbeddings {
     }
 
     /// Embeds the inputs: returns the sequence `[B, T + 1 + P, h]` and its key mask
-    /// `[B, T + 1 + P]` (1 attend, 0 padding; the image CLS is always attended).
+    /// `[B, T + 1 + P]` (on the host: 1 attend, 0 padding; the image CLS is always attended).
     pub fn forward(&mut self, inputs: &SingleStreamInputs, mode: Mode) -> Result<(Tensor, Tensor)> {
         let (b, t) = self.check_inputs(inputs)?;
-        let dtype = self.patch_weight.value.dtype();
+        let (dtype, device) = (
+            self.patch_weight.value.dtype(),
+            self.patch_weight.value.device(),
+        );
         let h = self.patch_bias.value.numel();
         let p = inputs.patch_grid.len();
         let n = p + 1;
@@ -158,7 +162,8 @@ impl ViltEmbeddings {
             .text
             .forward(&inputs.input_ids, &inputs.token_type_ids, (b, t), mode)?;
 
-        let pixels = inputs.pixel_values.to_dtype(dtype);
+        // Host inputs move to the model's device; the key mask stays on the host.
+        let pixels = inputs.pixel_values.to_dtype(dtype).to_device(device)?;
         let patches = linear(
             &pixels,
             &rows_of(&self.patch_weight.value, h)?,
@@ -166,7 +171,7 @@ impl ViltEmbeddings {
         )?;
         let cls =
             embedding(&rows_of(&self.cls_token.value, 1)?, &vec![0; b])?.reshape([b, 1, h])?;
-        let positions = self.positions(inputs, dtype)?;
+        let positions = self.positions(inputs, dtype)?.to_device(device)?;
         let table = rows_of(&self.position_embeddings.value, 1 + self.side * self.side)?;
         let image_pos = matmul(&positions, &table, false, false)?.reshape([b, n, h])?;
         let image = add(&concat_tokens(&cls, &patches)?, &image_pos)?;
@@ -181,7 +186,11 @@ impl ViltEmbeddings {
                 .forward(&vec![IMAGE_TYPE; b * n], &[b, n], mode)?;
         let image = add(&image, &image_type)?;
 
-        let column = |m: &Tensor, len: usize| m.to_dtype(dtype).reshape([b, len, 1]);
+        let column = |m: &Tensor, len: usize| {
+            m.to_device(Device::Cpu)?
+                .to_dtype(dtype)
+                .reshape([b, len, 1])
+        };
         let image_keep = concat_tokens(
             &Tensor::full([b, 1, 1], 1.0, dtype),
             &column(&inputs.pixel_mask, p)?,

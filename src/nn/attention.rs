@@ -7,6 +7,7 @@ use super::linear::Linear;
 use super::mode::Mode;
 use super::module::Module;
 use super::param::Param;
+use crate::device::Device;
 use crate::error::Result;
 use crate::ops::attention::{attention, attention_backward, AttentionDropout, AttentionSaved};
 use crate::ops::elementwise::add;
@@ -158,8 +159,12 @@ impl Module for MultiHeadAttention {
 }
 
 /// Turns a `[B, Tk]` mask of 1 (attend) / 0 (padding) into the additive mask attention
-/// takes: 0 where attended, the dtype's most negative value where padded.
+/// takes: 0 where attended, the dtype's most negative value where padded. A GPU mask is
+/// converted on the host (a mask is small input data) and returned on its device.
 pub fn additive_key_mask(keep: &Tensor) -> Result<Tensor> {
+    if keep.device().is_gpu() {
+        return additive_key_mask(&keep.to_device(Device::Cpu)?)?.to_device(keep.device());
+    }
     with_float!(keep.dtype(), "additive_key_mask", T => {
         let data = keep
             .as_slice::<T>()?

@@ -1,6 +1,8 @@
 //! LXMERT's cross-modality layer: bidirectional cross-attention with ONE shared set of
-//! weights, then self-attention and a feed-forward block per stream.
+//! weights, then self-attention and a feed-forward block per stream; optionally skipped
+//! (both streams replaced by skip adapters) or carrying parallel adapters (DAS).
 
+use super::adapter::Adapter;
 use super::attention::AttentionNames;
 use super::init::Init;
 use super::mode::Mode;
@@ -15,6 +17,12 @@ use crate::tensor::Tensor;
 /// (`{p}.visual_attention.att.query`, `{p}.visual_attention.output.dense`,
 /// `{p}.lang_self_att.self.query`, `{p}.visn_self_att.output.LayerNorm`,
 /// `{p}.lang_inter.dense`, `{p}.lang_output.dense`, `{p}.visn_output.LayerNorm`, ...).
+///
+/// Adapters: a skipped layer maps each stream `s` to `s + A_s(s)` with
+/// `{p}.skip_adapter.lang` and `{p}.skip_adapter.visn`; parallel adapters sit beside each
+/// of the five blocks as `{p}.parallel_adapter.{visual_attention, lang_self_att,
+/// visn_self_att, lang_ffn, visn_ffn}` (the shared cross-attention's adapter serves both
+/// directions, as its weights do).
 #[derive(Debug, Clone)]
 pub struct CrossModalLayer {
     /// Cross-attention used in both directions (language→vision and vision→language).
@@ -27,6 +35,9 @@ pub struct CrossModalLayer {
     pub lang_feed_forward: Residual,
     /// Visual feed-forward.
     pub visn_feed_forward: Residual,
+    /// When set, the layer is skipped: the (language, visual) skip adapters.
+    pub skip_adapters: Option<Box<(Adapter, Adapter)>>,
+    prefix: String,
 }
 
 fn attention_block(
@@ -97,6 +108,43 @@ impl CrossModalLayer {
             ),
             lang_feed_forward: ffn_block(prefix, "lang", placement, cfg, init),
             visn_feed_forward: ffn_block(prefix, "visn", placement, cfg, init),
+            skip_adapters: None,
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// The layer's name prefix.
+    pub fn name(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Skips the layer: from now on each stream computes `s + A_s(s)` with fresh skip
+    /// adapters of the given bottleneck; the layer's own parameters stay, unused.
+    pub fn skip(&mut self, bottleneck: usize, init: &Init) {
+        let norm = &self.lang_feed_forward.norm;
+        let hidden = norm.weight.value.dims()[0];
+        let adapter = |stream: &str| {
+            let name = format!("{}.skip_adapter.{stream}", self.prefix);
+            Adapter::new(&name, hidden, bottleneck, norm.eps, init)
+        };
+        self.skip_adapters = Some(Box::new((adapter("lang"), adapter("visn"))));
+    }
+
+    /// Adds fresh parallel adapters of the given bottleneck beside all five blocks.
+    pub fn add_parallel_adapters(&mut self, bottleneck: usize, init: &Init) {
+        let prefix = self.prefix.clone();
+        for (block, part) in [
+            (&mut self.cross_attention, "visual_attention"),
+            (&mut self.lang_self_attention, "lang_self_att"),
+            (&mut self.visn_self_attention, "visn_self_att"),
+            (&mut self.lang_feed_forward, "lang_ffn"),
+            (&mut self.visn_feed_forward, "visn_ffn"),
+        ] {
+            block.add_parallel_adapter(
+                &format!("{prefix}.parallel_adapter.{part}"),
+                bottleneck,
+                init,
+            );
         }
     }
 
@@ -110,6 +158,12 @@ impl CrossModalLayer {
         visn_mask: Option<&Tensor>,
         mode: Mode,
     ) -> Result<(Tensor, Tensor)> {
+        if let Some(skip) = &mut self.skip_adapters {
+            let (a_lang, a_visn) = &mut **skip;
+            let l = add(lang, &a_lang.forward(lang, mode)?)?;
+            let v = add(visn, &a_visn.forward(visn, mode)?)?;
+            return Ok((l, v));
+        }
         // Both directions read the layer's inputs, as in LXMERT.
         let l = self
             .cross_attention
@@ -130,6 +184,12 @@ impl CrossModalLayer {
 
     /// Back-propagates `(dlang, dvisn)`; returns the input gradients `(dlang, dvisn)`.
     pub fn backward(&mut self, dlang: &Tensor, dvisn: &Tensor) -> Result<(Tensor, Tensor)> {
+        if let Some(skip) = &mut self.skip_adapters {
+            let (a_lang, a_visn) = &mut **skip;
+            let dl = add(dlang, &a_lang.backward(dlang)?)?;
+            let dv = add(dvisn, &a_visn.backward(dvisn)?)?;
+            return Ok((dl, dv));
+        }
         let (dl, _) = self.lang_feed_forward.backward(dlang)?;
         let (dv, _) = self.visn_feed_forward.backward(dvisn)?;
         let (dl, _) = self.lang_self_attention.backward(&dl)?;
@@ -153,6 +213,10 @@ impl Module for CrossModalLayer {
         self.visn_self_attention.visit_params(f);
         self.lang_feed_forward.visit_params(f);
         self.visn_feed_forward.visit_params(f);
+        if let Some(skip) = &self.skip_adapters {
+            skip.0.visit_params(f);
+            skip.1.visit_params(f);
+        }
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
@@ -161,5 +225,9 @@ impl Module for CrossModalLayer {
         self.visn_self_attention.visit_params_mut(f);
         self.lang_feed_forward.visit_params_mut(f);
         self.visn_feed_forward.visit_params_mut(f);
+        if let Some(skip) = &mut self.skip_adapters {
+            skip.0.visit_params_mut(f);
+            skip.1.visit_params_mut(f);
+        }
     }
 }

@@ -19,6 +19,24 @@ pub enum Activation {
     Relu,
 }
 
+impl Activation {
+    /// The activation of `x`.
+    pub fn forward(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Gelu => gelu(x),
+            Activation::Relu => relu(x),
+        }
+    }
+
+    /// The gradient through the activation at pre-activation `x`, given `dy`.
+    pub fn backward(self, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Gelu => gelu_backward(x, dy),
+            Activation::Relu => relu_backward(x, dy),
+        }
+    }
+}
+
 /// Two-layer MLP applied to every token.
 #[derive(Debug, Clone)]
 pub struct FeedForward {
@@ -52,10 +70,7 @@ impl FeedForward {
     /// Applies the FFN to `x [.., h]`.
     pub fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let pre = self.intermediate.forward(x, mode)?;
-        let act = match self.activation {
-            Activation::Gelu => gelu(&pre)?,
-            Activation::Relu => relu(&pre)?,
-        };
+        let act = self.activation.forward(&pre)?;
         if mode.is_train() {
             self.cache.push(pre);
         }
@@ -66,10 +81,7 @@ impl FeedForward {
     pub fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
         let pre = self.cache.pop()?;
         let dact = self.output.backward(dy)?;
-        let dpre = match self.activation {
-            Activation::Gelu => gelu_backward(&pre, &dact)?,
-            Activation::Relu => relu_backward(&pre, &dact)?,
-        };
+        let dpre = self.activation.backward(&pre, &dact)?;
         self.intermediate.backward(&dpre)
     }
 }

@@ -5,6 +5,7 @@
 //! and returns the input gradient. Layers implement [`Module`] so optimizers and
 //! checkpoints can walk their parameters by name.
 
+mod adapter;
 mod attention;
 mod cache;
 mod cross_modal;
@@ -20,6 +21,7 @@ mod param;
 mod sublayer;
 mod transformer;
 
+pub use adapter::Adapter;
 pub use attention::{additive_key_mask, AttentionNames, MultiHeadAttention};
 pub use cache::Cache;
 pub use cross_modal::CrossModalLayer;

@@ -3,7 +3,11 @@
 //! LXMERT) the block.
 //!
 //! post-LN: y = LN(x + drop(f(x)));  pre-LN: y = x + drop(f(LN(x))).
+//!
+//! A block may carry a parallel adapter `A` (DAS): post-LN y = LN(x + drop(f(x)) + A(x)),
+//! pre-LN y = x + drop(f(LN(x))) + A(x).
 
+use super::adapter::Adapter;
 use super::attention::{AttentionNames, MultiHeadAttention};
 use super::dropout::Dropout;
 use super::feed_forward::{Activation, FeedForward};
@@ -74,6 +78,8 @@ pub struct Residual {
     pub norm: LayerNorm,
     /// Pre- or post-LN.
     pub placement: NormPlacement,
+    /// The parallel adapter, if any (its parameters follow the block's).
+    pub parallel_adapter: Option<Adapter>,
     dropout: Dropout,
 }
 
@@ -96,6 +102,7 @@ impl Residual {
             ))),
             norm: LayerNorm::new(norm_name, cfg.hidden, cfg.layer_norm_eps, init),
             placement,
+            parallel_adapter: None,
             dropout: Dropout::new(&format!("{}.dropout", names.output), cfg.hidden_dropout),
         }
     }
@@ -121,6 +128,7 @@ impl Residual {
             ))),
             norm: LayerNorm::new(norm_name, cfg.hidden, cfg.layer_norm_eps, init),
             placement,
+            parallel_adapter: None,
             dropout: Dropout::new(&format!("{output}.dropout"), cfg.hidden_dropout),
         }
     }
@@ -138,6 +146,36 @@ impl Residual {
         match &self.block {
             Block::FeedForward(f) => Some(f),
             Block::Attention(_) => None,
+        }
+    }
+
+    /// Adds a fresh parallel adapter named `prefix` with the given bottleneck (replacing
+    /// any adapter there).
+    pub fn add_parallel_adapter(&mut self, prefix: &str, bottleneck: usize, init: &Init) {
+        let hidden = self.norm.weight.value.dims()[0];
+        self.parallel_adapter = Some(Adapter::new(
+            prefix,
+            hidden,
+            bottleneck,
+            self.norm.eps,
+            init,
+        ));
+    }
+
+    /// `f` plus the parallel adapter's `A(x)`, if there is one.
+    fn with_adapter(&mut self, f: Tensor, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        match &mut self.parallel_adapter {
+            Some(a) => add(&f, &a.forward(x, mode)?),
+            None => Ok(f),
+        }
+    }
+
+    /// `dx` plus the input gradient through the parallel adapter given its output
+    /// gradient `da`, if there is one.
+    fn adapter_backward(&mut self, dx: Tensor, da: &Tensor) -> Result<Tensor> {
+        match &mut self.parallel_adapter {
+            Some(a) => add(&dx, &a.backward(da)?),
+            None => Ok(dx),
         }
     }
 
@@ -174,12 +212,14 @@ impl Residual {
             NormPlacement::Post => {
                 let f = self.inner_forward(x, context, key_mask, mode)?;
                 let f = self.dropout.forward(f, mode)?;
+                let f = self.with_adapter(f, x, mode)?;
                 self.norm.forward(&add(x, &f)?, mode)
             }
             NormPlacement::Pre => {
                 let n = self.norm.forward(x, mode)?;
                 let f = self.inner_forward(&n, context, key_mask, mode)?;
                 let f = self.dropout.forward(f, mode)?;
+                let f = self.with_adapter(f, x, mode)?;
                 add(x, &f)
             }
         }
@@ -192,13 +232,15 @@ impl Residual {
                 let dsum = self.norm.backward(dy)?;
                 let df = self.dropout.backward(dsum.clone())?;
                 let (dx, dctx) = self.inner_backward(&df)?;
-                Ok((add(&dsum, &dx)?, dctx))
+                let dx = self.adapter_backward(add(&dsum, &dx)?, &dsum)?;
+                Ok((dx, dctx))
             }
             NormPlacement::Pre => {
                 let df = self.dropout.backward(dy.clone())?;
                 let (dn, dctx) = self.inner_backward(&df)?;
                 let dx = self.norm.backward(&dn)?;
-                Ok((add(dy, &dx)?, dctx))
+                let dx = self.adapter_backward(add(dy, &dx)?, dy)?;
+                Ok((dx, dctx))
             }
         }
     }
@@ -217,6 +259,9 @@ impl Module for Residual {
         if !norm_first {
             self.norm.visit_params(f);
         }
+        if let Some(a) = &self.parallel_adapter {
+            a.visit_params(f);
+        }
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
@@ -230,6 +275,9 @@ impl Module for Residual {
         }
         if !norm_first {
             self.norm.visit_params_mut(f);
+        }
+        if let Some(a) = &mut self.parallel_adapter {
+            a.visit_params_mut(f);
         }
     }
 }

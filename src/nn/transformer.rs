@@ -1,6 +1,8 @@
 //! A transformer encoder layer (self-attention block + feed-forward block), pre- or
-//! post-LN, with HF-compatible parameter names.
+//! post-LN, with HF-compatible parameter names; optionally skipped (replaced by a skip
+//! adapter) or carrying parallel adapters (DAS).
 
+use super::adapter::Adapter;
 use super::attention::AttentionNames;
 use super::init::Init;
 use super::mode::Mode;
@@ -8,6 +10,7 @@ use super::module::Module;
 use super::param::Param;
 use super::sublayer::{BlockConfig, NormPlacement, Residual};
 use crate::error::Result;
+use crate::ops::elementwise::add;
 use crate::tensor::Tensor;
 
 /// One encoder layer.
@@ -17,12 +20,18 @@ use crate::tensor::Tensor;
 /// `{p}.output.dense`, `{p}.output.LayerNorm`); pre-LN layers use ViT/ViLT names
 /// (`{p}.layernorm_before`, `{p}.attention.attention.query`, `{p}.attention.output.dense`,
 /// `{p}.layernorm_after`, `{p}.intermediate.dense`, `{p}.output.dense`).
+///
+/// Adapters are named `{p}.skip_adapter`, `{p}.parallel_adapter.attention` and
+/// `{p}.parallel_adapter.feed_forward` (see [`Adapter`] for the parameters under them).
 #[derive(Debug, Clone)]
 pub struct TransformerLayer {
     /// Self-attention residual block.
     pub attention: Residual,
     /// Feed-forward residual block.
     pub feed_forward: Residual,
+    /// When set, the layer is skipped: its output is `x + A(x)` and neither block runs.
+    pub skip_adapter: Option<Adapter>,
+    prefix: String,
 }
 
 impl TransformerLayer {
@@ -51,17 +60,49 @@ impl TransformerLayer {
                 cfg,
                 init,
             ),
+            skip_adapter: None,
+            prefix: prefix.to_string(),
         }
+    }
+
+    /// The layer's name prefix.
+    pub fn name(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Skips the layer: from now on it computes `x + A(x)` with a fresh skip adapter of
+    /// the given bottleneck (`{p}.skip_adapter`); its own parameters stay, unused.
+    pub fn skip(&mut self, bottleneck: usize, init: &Init) {
+        let norm = &self.attention.norm;
+        let hidden = norm.weight.value.dims()[0];
+        let name = format!("{}.skip_adapter", self.prefix);
+        self.skip_adapter = Some(Adapter::new(&name, hidden, bottleneck, norm.eps, init));
+    }
+
+    /// Adds fresh parallel adapters of the given bottleneck beside both blocks.
+    pub fn add_parallel_adapters(&mut self, bottleneck: usize, init: &Init) {
+        let name = |part: &str| format!("{}.parallel_adapter.{part}", self.prefix);
+        let (attention, feed_forward) = (name("attention"), name("feed_forward"));
+        self.attention
+            .add_parallel_adapter(&attention, bottleneck, init);
+        self.feed_forward
+            .add_parallel_adapter(&feed_forward, bottleneck, init);
     }
 
     /// Applies the layer to `x [B, T, H]` with an optional additive key mask `[B, T]`.
     pub fn forward(&mut self, x: &Tensor, key_mask: Option<&Tensor>, mode: Mode) -> Result<Tensor> {
+        if let Some(skip) = &mut self.skip_adapter {
+            return add(x, &skip.forward(x, mode)?);
+        }
         let h = self.attention.forward(x, None, key_mask, mode)?;
         self.feed_forward.forward(&h, None, None, mode)
     }
 
     /// Back-propagates `dy`; returns dX.
     pub fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
+        if let Some(skip) = &mut self.skip_adapter {
+            return add(dy, &skip.backward(dy)?);
+        }
         let (dh, _) = self.feed_forward.backward(dy)?;
         let (dx, _) = self.attention.backward(&dh)?;
         Ok(dx)
@@ -72,10 +113,16 @@ impl Module for TransformerLayer {
     fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
         self.attention.visit_params(f);
         self.feed_forward.visit_params(f);
+        if let Some(a) = &self.skip_adapter {
+            a.visit_params(f);
+        }
     }
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
         self.attention.visit_params_mut(f);
         self.feed_forward.visit_params_mut(f);
+        if let Some(a) = &mut self.skip_adapter {
+            a.visit_params_mut(f);
+        }
     }
 }

@@ -215,6 +215,9 @@ pub fn add_assign(a: &mut Tensor, b: &Tensor) -> Result<()> {
 
 /// `a · s` for a scalar `s`.
 pub fn scale(a: &Tensor, s: f64) -> Result<Tensor> {
+    if a.device().is_gpu() {
+        return crate::gpu::tensor_ops::scale(a, s);
+    }
     with_float!(a.dtype(), "scale", T => {
         let s = T::of(s);
         map_unary::<T>(a, #[inline(always)] move |v| v * s)
@@ -346,23 +349,35 @@ pub fn gelu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
 
 /// ReLU: max(x, 0).
 pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_gpu() {
+        return crate::gpu::tensor_ops::relu(x);
+    }
     with_float!(x.dtype(), "relu", T => { map_unary::<T>(x, relu_of::<T>) })
 }
 
 /// Backward of [`relu`]: `dy` where `x > 0`, else 0, given the forward input `x`.
 pub fn relu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     expect_same("relu_backward", x, dy)?;
+    if x.device().is_gpu() {
+        return crate::gpu::tensor_ops::relu_backward(x, dy);
+    }
     with_float!(x.dtype(), "relu_backward", T => { map_binary::<T>(x, dy, relu_grad::<T>) })
 }
 
 /// Hyperbolic tangent.
 pub fn tanh(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_gpu() {
+        return crate::gpu::tensor_ops::tanh(x);
+    }
     with_float!(x.dtype(), "tanh", T => { map_unary::<T>(x, tanh_of::<T>) })
 }
 
 /// Backward of [`tanh`]: `dy · (1 − y²)`, given the forward output `y`.
 pub fn tanh_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     expect_same("tanh_backward", y, dy)?;
+    if y.device().is_gpu() {
+        return crate::gpu::tensor_ops::tanh_backward(y, dy);
+    }
     with_float!(y.dtype(), "tanh_backward", T => { map_binary::<T>(y, dy, tanh_grad::<T>) })
 }
 

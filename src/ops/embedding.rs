@@ -1,5 +1,6 @@
 //! Embedding lookup (a row gather from a `[vocab, dim]` table) and its backward (a
-//! scatter-add of the output gradient into the table's gradient).
+//! scatter-add of the output gradient into the table's gradient); GPU tables (f32) run the
+//! `embedding_*_f32` kernels.
 
 use crate::error::{Error, Result};
 use crate::ops::cpu::{par_rows, vectorized};
@@ -23,6 +24,9 @@ pub fn embedding(table: &Tensor, ids: &[u32]) -> Result<Tensor> {
     const OP: &str = "embedding";
     let [vocab, dim] = table.shape().dims_n::<2>(OP)?;
     check_ids(OP, ids, vocab)?;
+    if table.device().is_gpu() {
+        return crate::gpu::tensor_ops::embedding(table, ids, (vocab, dim));
+    }
     with_float!(table.dtype(), OP, T => {
         let t = table.as_slice::<T>()?;
         let mut out = vec![T::ZERO; ids.len() * dim];
@@ -51,6 +55,9 @@ pub fn embedding_backward(ids: &[u32], dy: &Tensor, dtable: &mut Tensor) -> Resu
         ));
     }
     check_ids(OP, ids, vocab)?;
+    if dtable.device().is_gpu() {
+        return crate::gpu::tensor_ops::embedding_backward(ids, dy, dtable, (vocab, dim));
+    }
     with_float!(dy.dtype(), OP, T => {
         let g = dy.as_slice::<T>()?;
         let dt = dtable.as_mut_slice::<T>()?;

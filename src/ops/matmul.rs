@@ -85,6 +85,11 @@ impl Plan {
 pub fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
     a.expect_same_dtype(b, "matmul")?;
     let plan = Plan::new(a.shape(), b.shape(), ta, tb, "matmul")?;
+    if a.device().is_gpu() {
+        let (m, k, n) = (plan.a.rows, plan.a.cols, plan.b.cols);
+        let shared_b = plan.b_stride == 0;
+        return crate::gpu::tensor_ops::matmul(a, b, (plan.batch, m, n, k), (ta, tb), shared_b);
+    }
     with_float!(a.dtype(), "matmul", T => {
         let (av, bv) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
         let c = plan.c();

@@ -1,5 +1,6 @@
 //! Joining and splitting `[B, T, h]` activations along the token axis: sequences built
-//! from several streams (ViLT's text + image tokens) and the pooler's first token.
+//! from several streams (ViLT's text + image tokens) and the pooler's first token. GPU
+//! operands (f32) run the `copy_rows_f32` kernel.
 
 use crate::error::{Error, Result};
 use crate::tensor::{with_float, Tensor};
@@ -15,6 +16,9 @@ pub fn concat_tokens(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             OP,
             format!("cannot join {} and {} along tokens", a.shape(), b.shape()),
         ));
+    }
+    if a.device().is_gpu() {
+        return crate::gpu::tensor_ops::concat_tokens(a, b, (batch, ta, tb, h));
     }
     with_float!(a.dtype(), OP, T => {
         let (xa, xb) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
@@ -37,6 +41,9 @@ pub fn split_tokens(x: &Tensor, first: usize) -> Result<(Tensor, Tensor)> {
             OP,
             format!("cannot split {} after token {first}", x.shape()),
         ));
+    }
+    if x.device().is_gpu() {
+        return crate::gpu::tensor_ops::split_tokens(x, first, (batch, t, h));
     }
     with_float!(x.dtype(), OP, T => {
         let xs = x.as_slice::<T>()?;

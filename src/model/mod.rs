@@ -1,6 +1,7 @@
 //! Vision-language model descriptions: configurations of dual-stream (LXMERT-style) and
 //! single-stream (ViLT-style) models, both graphs with their shared answer head, one
-//! [`vqa::VqaModel`] over either, and Hugging Face checkpoint directories.
+//! [`vqa::VqaModel`] over either, its structure (modality tags, prunable weights, skip and
+//! parallel adapters) and Hugging Face checkpoint directories.
 
 pub mod config;
 pub mod dual_stream;

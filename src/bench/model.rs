@@ -5,18 +5,20 @@
 //!
 //! Weights are random (the preset's initialisation); pruned variants zero a random pattern
 //! of the format's granularity (whole blocks for BSR, 2 of 4 for 2:4, elements otherwise)
-//! in every 2-D weight inside an encoder layer (`…layer.N…`, `…r_layers.N…`,
-//! `…x_layers.N…`): attention projections, feed-forward and cross-attention. Embeddings,
-//! poolers and the answer head stay dense. Inputs are random token ids, full masks and
-//! random region features / images of the requested size.
+//! in every prunable matrix that feeds a matrix product ([`VqaModel::prunable_weights`]
+//! minus the word-embedding table): attention and FFN matrices of every encoder,
+//! cross-attention, visual projections, pooler. The answer head, biases and LayerNorms stay
+//! dense. Inputs are random token ids, full masks and random region features / images of
+//! the requested size.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::flops::{count, FlopInput, Sparsity, VisualInput};
 use crate::model::config::{Arch, ModelConfig};
 use crate::model::vqa::{NamedTensors, VqaModel};
-use crate::nn::{Init, Mode, Module, Param};
+use crate::nn::{Init, Mode, Module};
 use crate::report::to_csv;
 use crate::sparse::random::{random_masked, Granularity};
 use crate::sparse::SparseFormat;
@@ -64,13 +66,21 @@ pub struct ModelRow {
     pub speedup: f64,
 }
 
-/// Whether a parameter is a weight matrix inside an encoder layer (the pruned set).
-pub fn is_encoder_weight(p: &Param) -> bool {
-    p.value.shape().rank() == 2
-        && p.name.ends_with(".weight")
-        && p.name
-            .split('.')
-            .any(|s| s == "layer" || s.ends_with("_layers"))
+/// The names of the weights a pruned variant prunes: the model's prunable matrices that
+/// feed a product (2-D, not the word-embedding table).
+fn pruned_names(model: &VqaModel) -> BTreeSet<String> {
+    let mut matrices = BTreeSet::new();
+    model.visit_params(&mut |p| {
+        if p.value.shape().rank() == 2 && !p.name.contains("word_embeddings") {
+            matrices.insert(p.name.clone());
+        }
+    });
+    model
+        .prunable_weights()
+        .into_iter()
+        .map(|w| w.name)
+        .filter(|n| matrices.contains(n))
+        .collect()
 }
 
 /// Random named inputs of `input`'s size for `config`'s architecture.
@@ -124,10 +134,11 @@ fn granularity(format: SparseFormat) -> Granularity {
 /// Zeros a random pattern of `sparsity` in every encoder weight and sets `format` on it;
 /// returns the achieved density per weight (keyed by the weight's module name).
 fn prune(model: &mut VqaModel, sparsity: f64, format: SparseFormat, seed: u64) -> Result<Sparsity> {
+    let names = pruned_names(model);
     let mut result = Ok(());
     let mut density = Sparsity::default();
     model.visit_params_mut(&mut |p| {
-        if result.is_err() || !is_encoder_weight(p) {
+        if result.is_err() || !names.contains(&p.name) {
             return;
         }
         let [rows, cols] = [p.value.dims()[0], p.value.dims()[1]];

@@ -40,7 +40,7 @@ fn bench_attention(c: &mut Criterion) {
     let sweep = AttentionSweep::standard();
     for &seq in &sweep.seqs {
         let mut g = c.benchmark_group(format!("attention_seq{seq}"));
-        for (kernel, sparsity) in sweep.kernels() {
+        for (kernel, sparsity) in sweep.kernels(seq) {
             let mut work = AttentionWorkload::new(&sweep, seq, kernel, sparsity, Device::Cpu)
                 .unwrap_or_else(|e| panic!("{kernel} at {sparsity}: {e}"));
             for &op in &sweep.ops {

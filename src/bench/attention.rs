@@ -69,7 +69,8 @@ impl fmt::Display for AttentionKernel {
 /// The sweep's parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttentionSweep {
-    /// Sequence lengths (self-attention, Tq = Tk).
+    /// Sequence lengths (self-attention, Tq = Tk); sparsities a length's block grid cannot
+    /// reach (the diagonal blocks are always kept) are left out.
     pub seqs: Vec<usize>,
     /// Block sparsities in [0, 1).
     pub sparsities: Vec<f64>,
@@ -118,13 +119,16 @@ impl AttentionSweep {
         }
     }
 
-    /// The (kernel, sparsity) pairs measured per sequence length: dense attention first,
-    /// then the block-sparse layouts.
-    pub fn kernels(&self) -> Vec<(AttentionKernel, f64)> {
+    /// The (kernel, sparsity) pairs measured at sequence length `seq`: dense attention
+    /// first, then the block-sparse layouts whose density can still hold the diagonal
+    /// blocks (at most `1 − 1/blocks` sparsity: 90% needs at least 10 blocks per row).
+    pub fn kernels(&self, seq: usize) -> Vec<(AttentionKernel, f64)> {
+        let blocks = seq.div_ceil(self.block.max(1)).max(1) as f64;
         let mut out = vec![(AttentionKernel::Dense, 0.0)];
         out.extend(
             self.sparsities
                 .iter()
+                .filter(|&&s| 1.0 - s >= 1.0 / blocks - 1e-9)
                 .map(|&s| (AttentionKernel::BlockSparse(self.block), s)),
         );
         out
@@ -132,7 +136,8 @@ impl AttentionSweep {
 
     /// Number of rows [`run_attention_sweep`] produces.
     pub fn len(&self) -> usize {
-        self.seqs.len() * (1 + self.sparsities.len()) * self.ops.len()
+        let cases: usize = self.seqs.iter().map(|&t| self.kernels(t).len()).sum();
+        cases * self.ops.len()
     }
 
     /// Whether the sweep measures nothing.
@@ -276,7 +281,7 @@ pub fn run_attention_sweep(
     let mut rows = Vec::with_capacity(sweep.len());
     for &seq in &sweep.seqs {
         let first = rows.len();
-        for (kernel, sparsity) in sweep.kernels() {
+        for (kernel, sparsity) in sweep.kernels(seq) {
             let mut work = AttentionWorkload::new(sweep, seq, kernel, sparsity, device)?;
             for &op in &sweep.ops {
                 let timing = measure(sweep.budget, || work.run(op))?;

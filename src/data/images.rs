@@ -396,6 +396,9 @@ fn load_canvases(
             decode(path, size)
                 .map_err(|e| file_error(path, format!("image_id {id}{}: {e}", record(id))))
         })
+        .collect::<Vec<_>>()
+        .into_iter()
+        // The first bad image in record order, whichever thread found it first.
         .collect::<Result<Vec<_>>>()?;
     let mut pixels = Vec::with_capacity(ids.len() * size * size * 3);
     let mut extents = Vec::with_capacity(ids.len());

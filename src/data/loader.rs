@@ -111,6 +111,9 @@ impl EncodedSplit {
                     image_row,
                 })
             })
+            .collect::<Vec<Result<Encoded>>>()
+            .into_iter()
+            // The first bad record in file order, whichever thread found it first.
             .collect::<Result<Vec<Encoded>>>()?;
         let n = encoded.len();
         let mut out = EncodedSplit {

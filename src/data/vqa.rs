@@ -218,6 +218,9 @@ impl VqaDataset {
                     &dir.join(&files.annotations),
                 )
             })
+            .collect::<Vec<_>>()
+            .into_iter()
+            // The first bad split in manifest order, whichever thread found it first.
             .collect::<Result<Vec<_>>>()?;
         splits.sort_by_key(|s| split_rank(&s.name));
         Ok(VqaDataset {

@@ -33,6 +33,7 @@ pub mod attention;
 
 pub use bitmask::Bitmask;
 pub use bsr::Bsr;
+pub use compressed::{transpose_pattern, TransposedPattern};
 pub use csr::Csr;
 pub use dense::Dense;
 pub use format::SparseFormat;

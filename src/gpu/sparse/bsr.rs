@@ -9,7 +9,7 @@ use half::bf16;
 use crate::error::{Error, Result};
 use crate::gpu::dense::{grid_dim, int, mul, need, need_f32};
 use crate::gpu::{GpuBuffer, GpuContext, KernelArg, LaunchConfig};
-use crate::sparse::Bsr;
+use crate::sparse::{transpose_pattern, Bsr};
 
 /// Tokens per block of the product kernels (`bsr_tc_tile::TOK` in kernels/bsr_tc.cu).
 pub const TOK: usize = 64;
@@ -43,26 +43,9 @@ pub struct GpuBsr {
 /// block row, as (column pointers, block rows, block ids).
 fn transpose_index(bsr: &Bsr) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
     let [_, bcols] = bsr.block_shape();
-    let mut col_ptr = vec![0u32; bcols + 1];
-    for &c in bsr.block_col_idx() {
-        col_ptr[c as usize + 1] += 1;
-    }
-    for j in 0..bcols {
-        col_ptr[j + 1] += col_ptr[j];
-    }
-    let mut next: Vec<u32> = col_ptr[..bcols].to_vec();
-    let n = bsr.stored_blocks();
-    let (mut rows, mut ids) = (vec![0u32; n], vec![0u32; n]);
-    for (i, w) in bsr.block_row_ptr().windows(2).enumerate() {
-        for k in w[0]..w[1] {
-            let c = bsr.block_col_idx()[k as usize] as usize;
-            let at = next[c] as usize;
-            rows[at] = i as u32;
-            ids[at] = k;
-            next[c] += 1;
-        }
-    }
-    (col_ptr, rows, ids)
+    let ptr: Vec<usize> = bsr.block_row_ptr().iter().map(|&p| p as usize).collect();
+    let t = transpose_pattern(bcols, &ptr, bsr.block_col_idx());
+    (t.ptr, t.rows, t.entries)
 }
 
 impl GpuBsr {

@@ -10,7 +10,7 @@ use super::layout::{scratch, transpose_f32, transposed_f32};
 use crate::error::Result;
 use crate::gpu::dense::{grid_dim, int, mul, need_f32};
 use crate::gpu::{GpuBuffer, GpuContext, KernelArg, LaunchConfig};
-use crate::sparse::Csr;
+use crate::sparse::{transpose_pattern, Csr};
 
 /// Threads per block of the SpMM kernels (`csr_spmm_tile::THREADS`).
 pub const SPMM_THREADS: u32 = 128;
@@ -77,25 +77,10 @@ pub struct GpuCsr {
 /// `Wᵀ` as a CSR matrix (the CSC of `m`), values in the transposed order.
 fn transpose_csr(m: &Csr) -> Result<Csr> {
     let [rows, cols] = m.shape();
-    let mut ptr = vec![0u32; cols + 1];
-    for &c in m.col_idx() {
-        ptr[c as usize + 1] += 1;
-    }
-    for j in 0..cols {
-        ptr[j + 1] += ptr[j];
-    }
-    let mut next: Vec<u32> = ptr[..cols].to_vec();
-    let (mut idx, mut vals) = (vec![0u32; m.nnz()], vec![0f32; m.nnz()]);
-    for (r, w) in m.row_ptr().windows(2).enumerate() {
-        for e in w[0] as usize..w[1] as usize {
-            let c = m.col_idx()[e] as usize;
-            let at = next[c] as usize;
-            idx[at] = r as u32;
-            vals[at] = m.values()[e];
-            next[c] += 1;
-        }
-    }
-    Csr::from_parts(cols, rows, ptr, idx, vals)
+    let ptr: Vec<usize> = m.row_ptr().iter().map(|&p| p as usize).collect();
+    let t = transpose_pattern(cols, &ptr, m.col_idx());
+    let values = t.entries.iter().map(|&e| m.values()[e as usize]).collect();
+    Csr::from_parts(cols, rows, t.ptr, t.rows, values)
 }
 
 impl GpuCsr {

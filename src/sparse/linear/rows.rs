@@ -23,6 +23,7 @@ use super::simd::{Lanes, Portable, SharedOut};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Ymm, Zmm};
 use crate::ops::cpu::SimdLevel;
+use crate::sparse::transpose_pattern;
 
 /// A weight as compressed rows with balanced task ranges and per-panel entry starts.
 #[derive(Debug, Clone)]
@@ -111,25 +112,10 @@ impl Rows {
 
     /// The compressed rows of `Aᵀ [inp, out]` (the CSC of `A`), by a counting sort.
     pub(super) fn transpose(&self) -> Rows {
-        let mut row_ptr = vec![0usize; self.inp + 1];
-        for &c in &self.col_idx {
-            row_ptr[c as usize + 1] += 1;
-        }
-        for c in 0..self.inp {
-            row_ptr[c + 1] += row_ptr[c];
-        }
-        let mut next = row_ptr.clone();
-        let mut col_idx = vec![0u32; self.col_idx.len()];
-        let mut values = vec![0f32; self.values.len()];
-        for r in 0..self.out {
-            for e in self.row_ptr[r]..self.row_ptr[r + 1] {
-                let c = self.col_idx[e] as usize;
-                col_idx[next[c]] = r as u32;
-                values[next[c]] = self.values[e];
-                next[c] += 1;
-            }
-        }
-        Rows::new(self.inp, self.out, row_ptr, col_idx, values)
+        let t = transpose_pattern(self.inp, &self.row_ptr, &self.col_idx);
+        let row_ptr = t.ptr.iter().map(|&p| p as usize).collect();
+        let values = t.entries.iter().map(|&e| self.values[e as usize]).collect();
+        Rows::new(self.inp, self.out, row_ptr, t.rows, values)
     }
 
     /// `[out, inp]`.

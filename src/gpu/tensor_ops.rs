@@ -305,41 +305,57 @@ pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     Ok(dx)
 }
 
-/// Flash attention forward; returns the context `[B, Tq, H·D]` and the per-row
-/// log-sum-exp `[B, H, Tq]` the backward needs.
+/// A new f32 tensor of `shape` on the device of `ctx` for a kernel to fill, poisoned on the
+/// emulator (see [`scratch`]) so that an unwritten element shows up as NaN.
+fn poisoned_output(ctx: &GpuContext, shape: impl Into<Shape>) -> Result<Tensor> {
+    let shape = shape.into();
+    Tensor::from_gpu(scratch(ctx, shape.numel() * 4)?, DType::F32, shape)
+}
+
+/// Flash attention forward, dense (`layout` None) or over the block pairs `layout` allows;
+/// returns the context `[B, Tq, H·D]` and the per-row log-sum-exp `[B, H, Tq]` the
+/// backward needs.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     shape: &AttentionShape,
+    layout: Option<&GpuBlockLayout>,
     key_mask: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor)> {
     let device = q.device();
     let ctx = GpuContext::get(device)?;
     let op = "attention";
     let mask = key_mask.map(|m| operand(m, device, op)).transpose()?;
-    let mut out = output(ctx, q.shape().clone())?;
-    let mut lse = output(ctx, [shape.batch, shape.heads, shape.tq])?;
-    attn::attention_forward(
-        ctx,
-        shape,
+    let (qb, kb, vb) = (
         operand(q, device, op)?,
         operand(k, device, op)?,
         operand(v, device, op)?,
-        mask,
+    );
+    let mut out = poisoned_output(ctx, q.shape().clone())?;
+    let mut lse = poisoned_output(ctx, [shape.batch, shape.heads, shape.tq])?;
+    let (ob, lb) = (
         buffer_mut(&mut out, device, op)?,
         buffer_mut(&mut lse, device, op)?,
-    )?;
+    );
+    match layout {
+        None => attn::attention_forward(ctx, shape, qb, kb, vb, mask, ob, lb)?,
+        Some(l) => {
+            sparse_attn::block_sparse_attention_forward(ctx, shape, l, qb, kb, vb, mask, ob, lb)?
+        }
+    }
     Ok((out, lse))
 }
 
-/// Flash attention backward from the forward's output and log-sum-exp.
+/// Flash attention backward (dense, or over `layout`) from the forward's output and
+/// log-sum-exp; returns `(dQ, dK, dV)`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     shape: &AttentionShape,
+    layout: Option<&GpuBlockLayout>,
     key_mask: Option<&Tensor>,
     out: &Tensor,
     lse: &Tensor,
@@ -349,99 +365,30 @@ pub fn attention_backward(
     let ctx = GpuContext::get(device)?;
     let op = "attention_backward";
     let mask = key_mask.map(|m| operand(m, device, op)).transpose()?;
-    let mut dq = output(ctx, q.shape().clone())?;
-    let mut dk = output(ctx, k.shape().clone())?;
-    let mut dv = output(ctx, v.shape().clone())?;
-    attn::attention_backward(
-        ctx,
-        shape,
+    let (qb, kb, vb) = (
         operand(q, device, op)?,
         operand(k, device, op)?,
         operand(v, device, op)?,
-        mask,
+    );
+    let (ob, dob, lb) = (
         operand(out, device, op)?,
         operand(dout, device, op)?,
         operand(lse, device, op)?,
-        buffer_mut(&mut dq, device, op)?,
-        buffer_mut(&mut dk, device, op)?,
-        buffer_mut(&mut dv, device, op)?,
-    )?;
-    Ok((dq, dk, dv))
-}
-
-/// A new f32 tensor of `shape` on the device of `ctx` for a kernel to fill, poisoned on the
-/// emulator (see [`scratch`]) so that an unwritten element shows up as NaN.
-fn poisoned_output(ctx: &GpuContext, shape: impl Into<Shape>) -> Result<Tensor> {
-    let shape = shape.into();
-    Tensor::from_gpu(scratch(ctx, shape.numel() * 4)?, DType::F32, shape)
-}
-
-/// Block-sparse flash attention forward over the pairs `layout` allows; returns the
-/// context `[B, Tq, H·D]` and the per-row log-sum-exp `[B, H, Tq]`.
-pub fn block_sparse_attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    shape: &AttentionShape,
-    layout: &GpuBlockLayout,
-    key_mask: Option<&Tensor>,
-) -> Result<(Tensor, Tensor)> {
-    let device = q.device();
-    let ctx = GpuContext::get(device)?;
-    let op = "block_sparse_attention";
-    let mask = key_mask.map(|m| operand(m, device, op)).transpose()?;
-    let mut out = poisoned_output(ctx, q.shape().clone())?;
-    let mut lse = poisoned_output(ctx, [shape.batch, shape.heads, shape.tq])?;
-    sparse_attn::block_sparse_attention_forward(
-        ctx,
-        shape,
-        layout,
-        operand(q, device, op)?,
-        operand(k, device, op)?,
-        operand(v, device, op)?,
-        mask,
-        buffer_mut(&mut out, device, op)?,
-        buffer_mut(&mut lse, device, op)?,
-    )?;
-    Ok((out, lse))
-}
-
-/// Block-sparse flash attention backward from the forward's output and log-sum-exp;
-/// returns `(dQ, dK, dV)`.
-#[allow(clippy::too_many_arguments)]
-pub fn block_sparse_attention_backward(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    shape: &AttentionShape,
-    layout: &GpuBlockLayout,
-    key_mask: Option<&Tensor>,
-    out: &Tensor,
-    lse: &Tensor,
-    dout: &Tensor,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let device = q.device();
-    let ctx = GpuContext::get(device)?;
-    let op = "block_sparse_attention_backward";
-    let mask = key_mask.map(|m| operand(m, device, op)).transpose()?;
+    );
     let mut dq = poisoned_output(ctx, q.shape().clone())?;
     let mut dk = poisoned_output(ctx, k.shape().clone())?;
     let mut dv = poisoned_output(ctx, v.shape().clone())?;
-    sparse_attn::block_sparse_attention_backward(
-        ctx,
-        shape,
-        layout,
-        operand(q, device, op)?,
-        operand(k, device, op)?,
-        operand(v, device, op)?,
-        mask,
-        operand(out, device, op)?,
-        operand(dout, device, op)?,
-        operand(lse, device, op)?,
+    let (dqb, dkb, dvb) = (
         buffer_mut(&mut dq, device, op)?,
         buffer_mut(&mut dk, device, op)?,
         buffer_mut(&mut dv, device, op)?,
-    )?;
+    );
+    match layout {
+        None => attn::attention_backward(ctx, shape, qb, kb, vb, mask, ob, dob, lb, dqb, dkb, dvb)?,
+        Some(l) => sparse_attn::block_sparse_attention_backward(
+            ctx, shape, l, qb, kb, vb, mask, ob, dob, lb, dqb, dkb, dvb,
+        )?,
+    }
     Ok((dq, dk, dv))
 }
 

@@ -158,7 +158,7 @@ pub fn attention(
             ));
         }
         let shape = dims.flash_shape();
-        let (out, lse) = crate::gpu::tensor_ops::attention(q, k, v, &shape, key_mask)?;
+        let (out, lse) = crate::gpu::tensor_ops::attention(q, k, v, &shape, None, key_mask)?;
         return Ok((
             out.clone(),
             AttentionSaved {
@@ -234,6 +234,7 @@ pub fn attention_backward(
             k,
             v,
             &shape,
+            None,
             key_mask.as_ref(),
             out,
             &saved.stats,

@@ -199,12 +199,12 @@ pub fn block_sparse_attention(
     let Dims { b, tq, h, d, .. } = dims;
     if q.device().is_gpu() {
         let gpu_layout = GpuBlockLayout::upload(GpuContext::get(q.device())?, layout)?;
-        let (out, lse) = crate::gpu::tensor_ops::block_sparse_attention(
+        let (out, lse) = crate::gpu::tensor_ops::attention(
             q,
             k,
             v,
             &dims.flash_shape(),
-            &gpu_layout,
+            Some(&gpu_layout),
             key_mask,
         )?;
         return Ok((
@@ -318,12 +318,12 @@ pub fn block_sparse_attention_backward(
                 &uploaded
             }
         };
-        return crate::gpu::tensor_ops::block_sparse_attention_backward(
+        return crate::gpu::tensor_ops::attention_backward(
             q,
             k,
             v,
             &dims.flash_shape(),
-            gpu_layout,
+            Some(gpu_layout),
             key_mask,
             &saved.out,
             &saved.lse,

@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{project1, randn, with_values};
-use sparsevlp::gradcheck::{check_gradient, GradCheckConfig};
+use common::{check_qkv_gradients, randn};
 use sparsevlp::ops::attention::attention;
 use sparsevlp::ops::block_sparse_attention::{
     block_sparse_attention, block_sparse_attention_backward,
@@ -546,32 +545,9 @@ fn backward_matches_finite_differences() {
         let r = randn(out.dims(), 44);
         let (dq, dk, dv) = block_sparse_attention_backward(&q, &k, &v, &saved, &r).unwrap();
         let name = format!("b={b} tq={tq} tk={tk} h={h} d={d} block={block} {kind:?}");
-        let cfg = GradCheckConfig::default();
-        let loss = |o: Tensor| project1(&o, &r);
-        check_gradient(
-            &format!("{name} dQ"),
-            &q.to_vec_f64(),
-            &dq.to_vec_f64(),
-            |x| loss(run(&with_values(&q, x), &k, &v).0),
-            cfg,
-        )
-        .unwrap();
-        check_gradient(
-            &format!("{name} dK"),
-            &k.to_vec_f64(),
-            &dk.to_vec_f64(),
-            |x| loss(run(&q, &with_values(&k, x), &v).0),
-            cfg,
-        )
-        .unwrap();
-        check_gradient(
-            &format!("{name} dV"),
-            &v.to_vec_f64(),
-            &dv.to_vec_f64(),
-            |x| loss(run(&q, &k, &with_values(&v, x)).0),
-            cfg,
-        )
-        .unwrap();
+        check_qkv_gradients(&name, (&q, &k, &v), (&dq, &dk, &dv), &r, |q, k, v| {
+            run(q, k, v).0
+        });
     }
 }
 

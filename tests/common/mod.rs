@@ -125,3 +125,31 @@ pub fn prefix_mask(cols: usize, keep: &[usize], dtype: DType) -> Tensor {
         .unwrap()
         .to_dtype(dtype)
 }
+
+/// Finite-difference check of an attention op's `(dQ, dK, dV)` for the loss ⟨run(q, k, v),
+/// `dout`⟩, named `name` in failures.
+pub fn check_qkv_gradients(
+    name: &str,
+    (q, k, v): (&Tensor, &Tensor, &Tensor),
+    (dq, dk, dv): (&Tensor, &Tensor, &Tensor),
+    dout: &Tensor,
+    run: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+) {
+    let cfg = GradCheckConfig::default();
+    let loss = |o: Tensor| project1(&o, dout);
+    let checks: [(&str, &Tensor, &Tensor); 3] = [("dQ", q, dq), ("dK", k, dk), ("dV", v, dv)];
+    for (which, (grad_name, input, grad)) in checks.into_iter().enumerate() {
+        check_gradient(
+            &format!("{name} {grad_name}"),
+            &input.to_vec_f64(),
+            &grad.to_vec_f64(),
+            |x| {
+                let mut t = [q.clone(), k.clone(), v.clone()];
+                t[which] = with_values(input, x);
+                loss(run(&t[0], &t[1], &t[2]))
+            },
+            cfg,
+        )
+        .unwrap();
+    }
+}

@@ -26,6 +26,7 @@ pub mod report;
 pub mod rng;
 pub mod sparse;
 pub mod tensor;
+pub mod train;
 
 pub use device::Device;
 pub use error::{Error, Result};

@@ -28,7 +28,7 @@ pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
             let (xr, tr) = (&x[r * a..(r + 1) * a], &t[r * a..(r + 1) * a]);
             xr.iter()
                 .zip(tr)
-                .map(|(&x, &t)| x.max(T::ZERO) - t * x + (T::ONE + (-x.abs()).exp()).ln())
+                .map(|(&x, &t)| softplus(x) - t * x)
                 .sum()
         });
         Tensor::from_vec(out, [b])
@@ -116,7 +116,7 @@ pub fn mean(x: &Tensor) -> Result<f64> {
 
 /// σ(x) = 1 / (1 + e^{−x}), evaluated through e^{−|x|} so it never overflows.
 #[inline(always)]
-fn sigmoid<T: Float>(x: T) -> T {
+pub fn sigmoid<T: Float>(x: T) -> T {
     let e = (-x.abs()).exp();
     if x >= T::ZERO {
         T::ONE / (T::ONE + e)
@@ -125,9 +125,16 @@ fn sigmoid<T: Float>(x: T) -> T {
     }
 }
 
+/// softplus(x) = ln(1 + e^x), evaluated as `max(x, 0) + ln(1 + e^{−|x|})` so it is finite
+/// for any finite `x`.
+#[inline(always)]
+pub fn softplus<T: Float>(x: T) -> T {
+    x.max(T::ZERO) + (T::ONE + (-x.abs()).exp()).ln()
+}
+
 /// ln Σ e^{x_i}, shifted by the row maximum.
 #[inline(always)]
-fn logsumexp<T: Float>(row: &[T]) -> T {
+pub fn logsumexp<T: Float>(row: &[T]) -> T {
     let m = row.iter().fold(T::MIN, |m, &v| m.max(v));
     m + row.iter().map(|&v| (v - m).exp()).sum::<T>().ln()
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{Bce, Objective};
+use super::{Bce, Ce, Lmh, Lpf, Objective, Poe, Rubi};
 use crate::error::{Error, Result};
 
 /// Which training objective to use.
@@ -69,13 +69,22 @@ impl FromStr for LossKind {
 }
 
 /// A fresh objective of `kind` for a model whose pooled representation has `hidden`
-/// features; `seed` initialises any trainable parameters.
+/// features; `seed` initialises any trainable parameters (LMH's gate, in f32; convert
+/// with [`crate::nn::Module::to_dtype`] for another dtype).
 pub fn build_objective(kind: LossKind, hidden: usize, seed: u64) -> Result<Box<dyn Objective>> {
-    let _ = (hidden, seed);
-    match kind {
-        LossKind::Bce => Ok(Box::new(Bce::default())),
-        other => Err(Error::invalid(format!(
-            "loss '{other}' is not implemented yet"
-        ))),
-    }
+    Ok(match kind {
+        LossKind::Bce => Box::new(Bce::default()),
+        LossKind::Ce => Box::new(Ce::default()),
+        LossKind::Lmh => {
+            if hidden == 0 {
+                return Err(Error::invalid(
+                    "lmh loss: the pooled representation must have at least one feature",
+                ));
+            }
+            Box::new(Lmh::new(hidden, seed))
+        }
+        LossKind::Poe => Box::new(Poe::default()),
+        LossKind::Rubi => Box::new(Rubi::default()),
+        LossKind::Lpf => Box::new(Lpf::default()),
+    })
 }

@@ -9,10 +9,22 @@
 //! Prediction always uses the main logits; objectives only shape training.
 
 mod bce;
+mod ce;
+mod inputs;
 mod kind;
+mod lmh;
+mod lpf;
+mod poe;
+mod rubi;
 
 pub use bce::Bce;
+pub use ce::Ce;
+pub use inputs::PRIOR_EPS;
 pub use kind::{build_objective, LossKind};
+pub use lmh::{Lmh, LMH_ENTROPY_WEIGHT};
+pub use lpf::{Lpf, LPF_GAMMA};
+pub use poe::Poe;
+pub use rubi::Rubi;
 
 use crate::error::Result;
 use crate::nn::Module;

@@ -9,5 +9,6 @@ pub mod report;
 pub mod sparse;
 mod sparse_gpu;
 mod timing;
+pub mod train_step;
 
 pub use timing::{measure, Timing};

@@ -84,7 +84,11 @@ fn pruned_names(model: &VqaModel) -> BTreeSet<String> {
 }
 
 /// Random named inputs of `input`'s size for `config`'s architecture.
-fn random_inputs(config: &ModelConfig, input: &FlopInput, seed: u64) -> Result<NamedTensors> {
+pub(super) fn random_inputs(
+    config: &ModelConfig,
+    input: &FlopInput,
+    seed: u64,
+) -> Result<NamedTensors> {
     let (b, t) = (input.batch, input.text_len);
     let ids: Vec<f32> = (0..b * t)
         .map(|i| (crate::rng::mix64(seed ^ i as u64) % config.vocab_size as u64) as f32)

@@ -1,5 +1,6 @@
-//! `sparsevlp bench sparse|attention`: the sparsity-vs-latency sweeps, printed as a speedup
-//! table and written as CSV (every measurement), markdown (the table) and SVG (the curves).
+//! `sparsevlp bench sparse|attention|model|train`: the sparsity-vs-latency sweeps, printed
+//! as a speedup table and written as CSV (every measurement), markdown (the table) and SVG
+//! (the curves); whole-model forward latency; training-step throughput.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +13,11 @@ use crate::bench::attention::{attention_csv, run_attention_sweep, AttentionSweep
 use crate::bench::model::{model_csv, model_table, run_model_bench, ModelBench, MODEL_HEADER};
 use crate::bench::report::{pivot, plot, SweepRow};
 use crate::bench::sparse::{run_sparse_sweep, sparse_csv, ProductShape, SparseSweep};
+use crate::bench::train_step::{
+    run_train_bench, train_csv, train_json, train_table, TrainBench, TRAIN_HEADER,
+};
 use crate::error::{Error, Result};
+use crate::flops::FlopInput;
 use crate::model::config::ModelConfig;
 use crate::ops::cpu::SimdLevel;
 use crate::progress::Progress;
@@ -45,6 +50,36 @@ pub enum BenchWhat {
     /// to each --sparsity (random pattern, random weights) and run in --format, all in one
     /// run. Writes DIR/model.{csv,md} with --out.
     Model(ModelArgs),
+    /// Training throughput of a whole model: the eval forward, and one training step
+    /// (forward with dropout, BCE, backward, AdamW update of every parameter) on a random
+    /// batch; samples/s at the median latency. Writes DIR/train.{csv,md,json} with --out.
+    Train(TrainArgs),
+}
+
+/// Options of `sparsevlp bench train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// A model preset (tiny-dual, tiny-single, lxmert-base, vilt-b32).
+    #[arg(long, value_name = "NAME")]
+    pub model: String,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 64, value_name = "B")]
+    pub batch: usize,
+    /// Answer vocabulary size (classifier outputs).
+    #[arg(long, default_value_t = 32, value_name = "A")]
+    pub answers: usize,
+    /// Text tokens per example.
+    #[arg(long, default_value_t = 20, value_name = "T")]
+    pub text_len: usize,
+    /// Directory for train.csv, train.md and train.json.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Time spent measuring each phase, in milliseconds (at least 5 runs).
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub budget_ms: u64,
+    /// Seed of weights, inputs and targets.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 /// Options of `sparsevlp bench model`.
@@ -160,6 +195,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         BenchWhat::Sparse(a) => sparse(a),
         BenchWhat::Attention(a) => attention(a),
         BenchWhat::Model(a) => model(a),
+        BenchWhat::Train(a) => train(a),
     }
 }
 
@@ -181,6 +217,7 @@ struct Reports<'a> {
     header: Vec<String>,
     table: Vec<Vec<String>>,
     plot: Option<LinePlot>,
+    json: Option<String>,
 }
 
 /// Prints the table and writes DIR/NAME.{csv,md} (and .svg with a plot) when `out` is
@@ -207,6 +244,9 @@ fn publish(r: Reports<'_>, device: Device, command: &str, out: Option<&Path>) ->
     let mut files = vec![("csv", r.csv), ("md", md)];
     if let Some(plot) = &r.plot {
         files.push(("svg", plot.to_svg()));
+    }
+    if let Some(json) = r.json {
+        files.push(("json", json));
     }
     for (ext, text) in &files {
         let path = dir.join(format!("{}.{ext}", r.name));
@@ -255,6 +295,7 @@ fn sweep_and_publish<R: SweepRow>(
         header,
         table,
         plot: Some(plot(&rows, format!("{plot_title} ({device}, f32)"))),
+        json: None,
     };
     publish(reports, device, &command_line(), args.out.as_deref())
 }
@@ -355,6 +396,53 @@ fn model(args: &ModelArgs) -> Result<()> {
         header: MODEL_HEADER.map(String::from).to_vec(),
         table: model_table(&rows),
         plot: None,
+        json: None,
+    };
+    publish(reports, Device::Cpu, &command_line(), args.out.as_deref())
+}
+
+fn train(args: &TrainArgs) -> Result<()> {
+    let config = ModelConfig::preset(&args.model)?;
+    let input = FlopInput {
+        batch: args.batch,
+        text_len: args.text_len,
+        ..FlopInput::default_for(&config)
+    };
+    if input.batch == 0 || input.text_len == 0 {
+        return Err(Error::invalid(
+            "bench train: --batch and --text-len must be at least 1",
+        ));
+    }
+    let bench = TrainBench {
+        model: args.model.clone(),
+        input,
+        answers: args.answers,
+        budget: Duration::from_millis(args.budget_ms),
+        seed: args.seed,
+    };
+    let what = format!("{}, {} answers", describe(&bench.input), args.answers);
+    eprintln!("bench train: {} ({what})", args.model);
+    let mut progress = Progress::new("bench train", 2);
+    let rows = run_train_bench(&bench, &mut |r| {
+        progress.step(&format!(
+            "{}: {:.1} ms ({:.0} samples/s)",
+            r.phase,
+            r.timing.median_s * 1e3,
+            r.samples_per_s
+        ))
+    })?;
+    progress.finish();
+    let reports = Reports {
+        name: "train",
+        title: &format!(
+            "Training throughput of {} ({what}): eval forward and forward + BCE + backward + AdamW",
+            args.model
+        ),
+        csv: train_csv(&rows),
+        header: TRAIN_HEADER.map(String::from).to_vec(),
+        table: train_table(&rows),
+        plot: None,
+        json: Some(train_json(&rows)),
     };
     publish(reports, Device::Cpu, &command_line(), args.out.as_deref())
 }

@@ -20,7 +20,7 @@ pub enum LossKind {
     Poe,
     /// RUBi: CE on logits masked by σ(p_b).
     Rubi,
-    /// Loss-re-scaling by the prior: (1 − p_b[top])^γ · CE.
+    /// Loss re-scaling by the prior: `(1 − p_b[top])^γ · CE`.
     Lpf,
 }
 

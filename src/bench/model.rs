@@ -84,7 +84,11 @@ fn pruned_names(model: &VqaModel) -> BTreeSet<String> {
 }
 
 /// Random named inputs of `input`'s size for `config`'s architecture.
-fn random_inputs(config: &ModelConfig, input: &FlopInput, seed: u64) -> Result<NamedTensors> {
+pub(super) fn random_inputs(
+    config: &ModelConfig,
+    input: &FlopInput,
+    seed: u64,
+) -> Result<NamedTensors> {
     let (b, t) = (input.batch, input.text_len);
     let ids: Vec<f32> = (0..b * t)
         .map(|i| (crate::rng::mix64(seed ^ i as u64) % config.vocab_size as u64) as f32)
@@ -171,7 +175,7 @@ fn prune(model: &mut VqaModel, sparsity: f64, format: SparseFormat, seed: u64) -
 }
 
 /// Parameters and non-zero parameters of a model.
-fn param_counts(model: &VqaModel) -> (u64, u64) {
+pub(super) fn param_counts(model: &VqaModel) -> (u64, u64) {
     let (mut all, mut nonzero) = (0u64, 0u64);
     model.visit_params(&mut |p| {
         all += p.value.shape().numel() as u64;

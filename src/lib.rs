@@ -4,7 +4,7 @@
 //! the GPU branch runs the CUDA kernels of [`gpu`] on a CUDA device or the emulator) →
 //! [`nn`] (layers with named parameters) → [`checkpoint`] (safetensors I/O). Beside them:
 //! [`sparse`] (weight formats: bitmask, CSR, BSR, 2:4), [`model`] (VLP configs), [`flops`]
-//! (analytic FLOP and parameter counts), [`data`] (VQA data pipeline and synthetic
+//! (analytic FLOP and parameter counts), [`das`] (layer-skipping search), [`data`] (VQA data pipeline and synthetic
 //! dataset), [`cli`] (the `sparsevlp` binary). The [`gradcheck`] module proves every
 //! backward against finite differences.
 
@@ -12,6 +12,7 @@ pub mod atomic_file;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
+pub mod das;
 pub mod data;
 pub mod device;
 pub mod error;

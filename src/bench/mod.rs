@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod model;
 pub mod report;
+pub mod skip;
 pub mod sparse;
 mod sparse_gpu;
 mod timing;

@@ -175,7 +175,7 @@ fn prune(model: &mut VqaModel, sparsity: f64, format: SparseFormat, seed: u64) -
 }
 
 /// Parameters and non-zero parameters of a model.
-fn param_counts(model: &VqaModel) -> (u64, u64) {
+pub(super) fn param_counts(model: &VqaModel) -> (u64, u64) {
     let (mut all, mut nonzero) = (0u64, 0u64);
     model.visit_params(&mut |p| {
         all += p.value.shape().numel() as u64;

@@ -1,6 +1,7 @@
-//! `sparsevlp bench sparse|attention|model|train`: the sparsity-vs-latency sweeps, printed
-//! as a speedup table and written as CSV (every measurement), markdown (the table) and SVG
-//! (the curves); whole-model forward latency; training-step throughput.
+//! `sparsevlp bench sparse|attention|model|train|skip`: the sparsity-vs-latency sweeps
+//! (printed as a speedup table and written as CSV with every measurement, markdown with the
+//! table and SVG with the curves), whole-model latency, training-step throughput, and what
+//! layer skipping saves.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use crate::atomic_file::write_atomically;
 use crate::bench::attention::{attention_csv, run_attention_sweep, AttentionSweep};
 use crate::bench::model::{model_csv, model_table, run_model_bench, ModelBench, MODEL_HEADER};
 use crate::bench::report::{pivot, plot, SweepRow};
+use crate::bench::skip::{run_skip_bench, skip_csv, skip_table, SkipBench, SKIP_HEADER};
 use crate::bench::sparse::{run_sparse_sweep, sparse_csv, ProductShape, SparseSweep};
 use crate::bench::train_step::{
     run_train_bench, train_csv, train_json, train_table, TrainBench, TRAIN_HEADER,
@@ -54,6 +56,11 @@ pub enum BenchWhat {
     /// (forward with dropout, BCE, backward, AdamW update of every parameter) on a random
     /// batch; samples/s at the median latency. Writes DIR/train.{csv,md,json} with --out.
     Train(TrainArgs),
+    /// What skipping layers saves (DAS): for each --k, the model with its last k layers
+    /// replaced by skip adapters and parallel adapters in the kept ones; counted FLOPs
+    /// and forward latency saved against k = 0 (same run), and their ratio. Writes
+    /// DIR/skip.{csv,md} with --out.
+    Skip(SkipArgs),
 }
 
 /// Options of `sparsevlp bench train`.
@@ -78,6 +85,32 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub budget_ms: u64,
     /// Seed of weights, inputs and targets.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+/// Options of `sparsevlp bench skip`.
+#[derive(Debug, Args)]
+pub struct SkipArgs {
+    /// A model preset (tiny-dual, tiny-single, lxmert-base, vilt-b32).
+    #[arg(long, value_name = "NAME")]
+    pub model: String,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 32, value_name = "B")]
+    pub batch: usize,
+    /// Text length and visual input size.
+    #[command(flatten)]
+    pub size: InputSizeArgs,
+    /// Numbers of skipped layers, comma-separated (k = 0 is always measured).
+    #[arg(long, value_delimiter = ',', default_value = "1", value_name = "K,..")]
+    pub k: Vec<usize>,
+    /// Directory for skip.csv and skip.md.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Time spent measuring each k, in milliseconds (at least 5 runs).
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    pub budget_ms: u64,
+    /// Seed of weights and inputs.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
 }
@@ -196,6 +229,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         BenchWhat::Attention(a) => attention(a),
         BenchWhat::Model(a) => model(a),
         BenchWhat::Train(a) => train(a),
+        BenchWhat::Skip(a) => skip(a),
     }
 }
 
@@ -443,6 +477,47 @@ fn train(args: &TrainArgs) -> Result<()> {
         table: train_table(&rows),
         plot: None,
         json: Some(train_json(&rows)),
+    };
+    publish(reports, Device::Cpu, &command_line(), args.out.as_deref())
+}
+
+fn skip(args: &SkipArgs) -> Result<()> {
+    let config = ModelConfig::preset(&args.model)?;
+    let mut ks = args.k.clone();
+    ks.sort_unstable();
+    ks.dedup();
+    let bench = SkipBench {
+        model: args.model.clone(),
+        input: args.size.resolve(&config, args.batch)?,
+        ks,
+        budget: Duration::from_millis(args.budget_ms),
+        seed: args.seed,
+    };
+    eprintln!("bench skip: {} ({})", args.model, describe(&bench.input));
+    let cases = 1 + bench.ks.iter().filter(|&&k| k > 0).count();
+    let mut progress = Progress::new("bench skip", cases);
+    let rows = run_skip_bench(&bench, &mut |r| {
+        progress.step(&format!(
+            "k={}: {:.2} ms, FLOPs −{:.1}%, latency −{:.1}%",
+            r.k,
+            r.timing.median_s * 1e3,
+            r.flops_saved * 100.0,
+            r.latency_saved * 100.0
+        ))
+    })?;
+    progress.finish();
+    let reports = Reports {
+        name: "skip",
+        title: &format!(
+            "Layer skipping (DAS) on {} ({}): FLOPs and latency saved vs k = 0",
+            args.model,
+            describe(&bench.input)
+        ),
+        csv: skip_csv(&rows),
+        header: SKIP_HEADER.map(String::from).to_vec(),
+        table: skip_table(&rows),
+        plot: None,
+        json: None,
     };
     publish(reports, Device::Cpu, &command_line(), args.out.as_deref())
 }

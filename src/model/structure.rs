@@ -59,7 +59,7 @@ const CLASSIFIERS: [&str; 2] = ["answer_head", "classifier"];
 const DAS_TRAINABLE: [&str; 4] = ["lxmert.pooler", "vilt.pooler", "answer_head", "classifier"];
 
 /// A skippable layer of either kind.
-enum LayerMut<'a> {
+pub(super) enum LayerMut<'a> {
     Encoder(&'a mut TransformerLayer),
     Cross(&'a mut CrossModalLayer),
 }
@@ -156,7 +156,8 @@ impl VqaModel {
             .collect()
     }
 
-    fn layer_mut(&mut self, name: &str) -> Result<LayerMut<'_>> {
+    /// The skippable layer `name`, or an error listing the skippable layers.
+    pub(super) fn layer_mut(&mut self, name: &str) -> Result<LayerMut<'_>> {
         let skippable = self.skippable_layers();
         let found = match self {
             VqaModel::DualStream(m) => {
@@ -216,7 +217,7 @@ impl VqaModel {
     }
 
     /// Moves adapters (created on the CPU) to the device of the backbone parameters.
-    fn adapters_to_model_device(&mut self) -> Result<()> {
+    pub(super) fn adapters_to_model_device(&mut self) -> Result<()> {
         let mut device = None;
         self.visit_params(&mut |p| {
             if device.is_none() && !is_adapter_param(&p.name) {
@@ -247,9 +248,45 @@ impl VqaModel {
         out
     }
 
-    /// The skipped layers with their skip adapters' bottlenecks.
+    /// The skipped layers (those whose skip adapters run now) with their skip
+    /// adapters' bottlenecks.
     pub fn skipped_layers(&self) -> BTreeMap<String, usize> {
+        let skipping = self.skipping_layers();
+        self.skip_adapter_layers()
+            .into_iter()
+            .filter(|(layer, _)| skipping.contains(layer))
+            .collect()
+    }
+
+    /// Every layer that has a skip adapter, skipped now or not, with its bottleneck.
+    pub fn skip_adapter_layers(&self) -> BTreeMap<String, usize> {
         self.adapters("skip_adapter")
+    }
+
+    /// The names of the layers that are skipped now.
+    fn skipping_layers(&self) -> BTreeSet<String> {
+        let names: Vec<&str> = match self {
+            VqaModel::DualStream(m) => m
+                .lang_layers
+                .iter()
+                .chain(&m.visn_layers)
+                .filter(|l| l.is_skipped())
+                .map(|l| l.name())
+                .chain(
+                    m.cross_layers
+                        .iter()
+                        .filter(|l| l.is_skipped())
+                        .map(|l| l.name()),
+                )
+                .collect(),
+            VqaModel::SingleStream(m) => m
+                .layers
+                .iter()
+                .filter(|l| l.is_skipped())
+                .map(|l| l.name())
+                .collect(),
+        };
+        names.into_iter().map(str::to_string).collect()
     }
 
     /// The layers carrying parallel adapters, with the adapters' bottleneck.
@@ -311,7 +348,7 @@ pub fn adapter_sparsity(
 }
 
 /// A zero bottleneck is an error.
-fn check_bottleneck(bottleneck: usize) -> Result<()> {
+pub(super) fn check_bottleneck(bottleneck: usize) -> Result<()> {
     if bottleneck == 0 {
         return Err(Error::invalid("adapter bottleneck must be positive"));
     }

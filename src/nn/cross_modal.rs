@@ -9,6 +9,7 @@ use super::mode::Mode;
 use super::module::Module;
 use super::param::Param;
 use super::sublayer::{BlockConfig, NormPlacement, Residual};
+use super::transformer::no_skip_adapter;
 use crate::error::{Error, Result};
 use crate::ops::elementwise::add;
 use crate::tensor::Tensor;
@@ -35,8 +36,10 @@ pub struct CrossModalLayer {
     pub lang_feed_forward: Residual,
     /// Visual feed-forward.
     pub visn_feed_forward: Residual,
-    /// When set, the layer is skipped: the (language, visual) skip adapters.
+    /// The (language, visual) skip adapters, if the layer has them: they replace the
+    /// layer while it is skipped.
     pub skip_adapters: Option<Box<(Adapter, Adapter)>>,
+    skipped: bool,
     prefix: String,
 }
 
@@ -109,6 +112,7 @@ impl CrossModalLayer {
             lang_feed_forward: ffn_block(prefix, "lang", placement, cfg, init),
             visn_feed_forward: ffn_block(prefix, "visn", placement, cfg, init),
             skip_adapters: None,
+            skipped: false,
             prefix: prefix.to_string(),
         }
     }
@@ -121,6 +125,13 @@ impl CrossModalLayer {
     /// Skips the layer: from now on each stream computes `s + A_s(s)` with fresh skip
     /// adapters of the given bottleneck; the layer's own parameters stay, unused.
     pub fn skip(&mut self, bottleneck: usize, init: &Init) {
+        self.add_skip_adapters(bottleneck, init);
+        self.skipped = true;
+    }
+
+    /// Gives the layer fresh skip adapters of the given bottleneck without skipping it
+    /// (DAS search switches skipping on and off with [`Self::set_skipped`]).
+    pub fn add_skip_adapters(&mut self, bottleneck: usize, init: &Init) {
         let norm = &self.lang_feed_forward.norm;
         let hidden = norm.weight.value.dims()[0];
         let adapter = |stream: &str| {
@@ -128,6 +139,27 @@ impl CrossModalLayer {
             Adapter::new(&name, hidden, bottleneck, norm.eps, init)
         };
         self.skip_adapters = Some(Box::new((adapter("lang"), adapter("visn"))));
+    }
+
+    /// Switches skipping on or off; skipping a layer without skip adapters is an error
+    /// naming the layer.
+    pub fn set_skipped(&mut self, on: bool) -> Result<()> {
+        if on && self.skip_adapters.is_none() {
+            return Err(no_skip_adapter(&self.prefix));
+        }
+        self.skipped = on;
+        Ok(())
+    }
+
+    /// Whether the layer is skipped (its skip adapters run instead of its blocks).
+    pub fn is_skipped(&self) -> bool {
+        self.skipped
+    }
+
+    /// Removes the skip adapters (the layer runs its blocks again).
+    pub fn remove_skip_adapters(&mut self) {
+        self.skip_adapters = None;
+        self.skipped = false;
     }
 
     /// Adds fresh parallel adapters of the given bottleneck beside all five blocks.
@@ -148,6 +180,19 @@ impl CrossModalLayer {
         }
     }
 
+    /// Removes the parallel adapters of all five blocks.
+    pub fn remove_parallel_adapters(&mut self) {
+        for block in [
+            &mut self.cross_attention,
+            &mut self.lang_self_attention,
+            &mut self.visn_self_attention,
+            &mut self.lang_feed_forward,
+            &mut self.visn_feed_forward,
+        ] {
+            block.parallel_adapter = None;
+        }
+    }
+
     /// Runs both streams: `lang [B, Tl, H]`, `visn [B, Tv, H]` with additive key masks
     /// `[B, Tl]` / `[B, Tv]`. Returns the new `(lang, visn)`.
     pub fn forward(
@@ -158,7 +203,7 @@ impl CrossModalLayer {
         visn_mask: Option<&Tensor>,
         mode: Mode,
     ) -> Result<(Tensor, Tensor)> {
-        if let Some(skip) = &mut self.skip_adapters {
+        if let (true, Some(skip)) = (self.skipped, &mut self.skip_adapters) {
             let (a_lang, a_visn) = &mut **skip;
             let l = add(lang, &a_lang.forward(lang, mode)?)?;
             let v = add(visn, &a_visn.forward(visn, mode)?)?;
@@ -184,7 +229,7 @@ impl CrossModalLayer {
 
     /// Back-propagates `(dlang, dvisn)`; returns the input gradients `(dlang, dvisn)`.
     pub fn backward(&mut self, dlang: &Tensor, dvisn: &Tensor) -> Result<(Tensor, Tensor)> {
-        if let Some(skip) = &mut self.skip_adapters {
+        if let (true, Some(skip)) = (self.skipped, &mut self.skip_adapters) {
             let (a_lang, a_visn) = &mut **skip;
             let dl = add(dlang, &a_lang.backward(dlang)?)?;
             let dv = add(dvisn, &a_visn.backward(dvisn)?)?;

@@ -9,7 +9,7 @@ use super::mode::Mode;
 use super::module::Module;
 use super::param::Param;
 use super::sublayer::{BlockConfig, NormPlacement, Residual};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::elementwise::add;
 use crate::tensor::Tensor;
 
@@ -29,8 +29,10 @@ pub struct TransformerLayer {
     pub attention: Residual,
     /// Feed-forward residual block.
     pub feed_forward: Residual,
-    /// When set, the layer is skipped: its output is `x + A(x)` and neither block runs.
+    /// The skip adapter, if the layer has one: while the layer is skipped its output is
+    /// `x + A(x)` and neither block runs.
     pub skip_adapter: Option<Adapter>,
+    skipped: bool,
     prefix: String,
 }
 
@@ -61,6 +63,7 @@ impl TransformerLayer {
                 init,
             ),
             skip_adapter: None,
+            skipped: false,
             prefix: prefix.to_string(),
         }
     }
@@ -73,10 +76,38 @@ impl TransformerLayer {
     /// Skips the layer: from now on it computes `x + A(x)` with a fresh skip adapter of
     /// the given bottleneck (`{p}.skip_adapter`); its own parameters stay, unused.
     pub fn skip(&mut self, bottleneck: usize, init: &Init) {
+        self.add_skip_adapter(bottleneck, init);
+        self.skipped = true;
+    }
+
+    /// Gives the layer a fresh skip adapter of the given bottleneck without skipping it
+    /// (DAS search switches skipping on and off with [`Self::set_skipped`]).
+    pub fn add_skip_adapter(&mut self, bottleneck: usize, init: &Init) {
         let norm = &self.attention.norm;
         let hidden = norm.weight.value.dims()[0];
         let name = format!("{}.skip_adapter", self.prefix);
         self.skip_adapter = Some(Adapter::new(&name, hidden, bottleneck, norm.eps, init));
+    }
+
+    /// Switches skipping on or off; skipping a layer without a skip adapter is an error
+    /// naming the layer.
+    pub fn set_skipped(&mut self, on: bool) -> Result<()> {
+        if on && self.skip_adapter.is_none() {
+            return Err(no_skip_adapter(&self.prefix));
+        }
+        self.skipped = on;
+        Ok(())
+    }
+
+    /// Whether the layer is skipped (its skip adapter runs instead of its blocks).
+    pub fn is_skipped(&self) -> bool {
+        self.skipped
+    }
+
+    /// Removes the skip adapter (the layer runs its blocks again).
+    pub fn remove_skip_adapter(&mut self) {
+        self.skip_adapter = None;
+        self.skipped = false;
     }
 
     /// Adds fresh parallel adapters of the given bottleneck beside both blocks.
@@ -89,9 +120,15 @@ impl TransformerLayer {
             .add_parallel_adapter(&feed_forward, bottleneck, init);
     }
 
+    /// Removes the parallel adapters of both blocks.
+    pub fn remove_parallel_adapters(&mut self) {
+        self.attention.parallel_adapter = None;
+        self.feed_forward.parallel_adapter = None;
+    }
+
     /// Applies the layer to `x [B, T, H]` with an optional additive key mask `[B, T]`.
     pub fn forward(&mut self, x: &Tensor, key_mask: Option<&Tensor>, mode: Mode) -> Result<Tensor> {
-        if let Some(skip) = &mut self.skip_adapter {
+        if let (true, Some(skip)) = (self.skipped, &mut self.skip_adapter) {
             return add(x, &skip.forward(x, mode)?);
         }
         let h = self.attention.forward(x, None, key_mask, mode)?;
@@ -100,13 +137,20 @@ impl TransformerLayer {
 
     /// Back-propagates `dy`; returns dX.
     pub fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
-        if let Some(skip) = &mut self.skip_adapter {
+        if let (true, Some(skip)) = (self.skipped, &mut self.skip_adapter) {
             return add(dy, &skip.backward(dy)?);
         }
         let (dh, _) = self.feed_forward.backward(dy)?;
         let (dx, _) = self.attention.backward(&dh)?;
         Ok(dx)
     }
+}
+
+/// The error for skipping the layer `name`, which has no skip adapter.
+pub(crate) fn no_skip_adapter(name: &str) -> Error {
+    Error::invalid(format!(
+        "layer {name} has no skip adapter, so it cannot be skipped"
+    ))
 }
 
 impl Module for TransformerLayer {

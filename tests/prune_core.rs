@@ -479,3 +479,35 @@ fn export_reload_round_trip_and_report() {
     assert!(report.table().contains("language"));
     assert!(report.json().unwrap().contains("\"effective_flops\""));
 }
+
+#[test]
+fn single_stream_groups_are_text_patches_and_encoder() {
+    let init = Init {
+        seed: 3,
+        std: 0.5,
+        dtype: DType::F32,
+    };
+    let m = VqaModel::new(&common::tiny::tiny_single(0.0), &init).unwrap();
+    let sizes = group_sizes(&m);
+    for g in [Modality::Language, Modality::Visual, Modality::Cross] {
+        assert!(sizes.get(&g).copied().unwrap_or(0) > 0, "{g:?} is empty");
+    }
+    let alloc = Allocation::Modality {
+        overall: 0.5,
+        language: Some(0.6),
+        visual: Some(0.3),
+        cross: None,
+    };
+    let masks = magnitude_prune(&m, &alloc, Granularity::Element).unwrap();
+    let groups = alloc.group_sparsities(&sizes).unwrap();
+    for (name, e) in &masks.entries {
+        assert_eq!(e.target, groups[&e.modality], "{name}");
+        assert_eq!(e.pruned(), e.target_pruned(), "{name}");
+    }
+    let word = masks
+        .entries
+        .keys()
+        .find(|n| n.ends_with("word_embeddings.weight"))
+        .unwrap();
+    assert_eq!(masks.entries[word].modality, Modality::Language);
+}

@@ -15,6 +15,7 @@ use crate::atomic_file::write_atomically;
 use crate::error::{Error, Result};
 use crate::model::hf_checkpoint::HfCheckpoint;
 use crate::model::modality::Modality;
+use crate::nn::Module;
 use crate::sparse::SparseFormat;
 
 /// The file name of the per-matrix sparsity record.
@@ -47,6 +48,11 @@ pub fn export_pruned(
     let chosen: BTreeMap<String, SparseFormat> =
         formats.iter().map(|(n, c)| (n.clone(), c.format)).collect();
     masks.apply(&mut checkpoint.model, &chosen)?;
+    // Record the format each weight actually runs in (tables stay dense).
+    let mut chosen = BTreeMap::new();
+    checkpoint.model.visit_params(&mut |p| {
+        chosen.insert(p.name.clone(), p.format);
+    });
     let records: BTreeMap<String, MatrixRecord> = masks
         .entries
         .iter()

@@ -91,7 +91,8 @@ pub fn matrix_shape(t: &Tensor) -> [usize; 2] {
 
 impl MaskSet {
     /// Zeroes every masked weight's pruned elements in `model` and sets its format from
-    /// `formats` (dense when absent; the word-embedding table always stays dense). Fails
+    /// `formats` (dense when absent; the word-embedding table and non-matrix weights such as
+    /// ViLT's patch convolution always stay dense). Fails
     /// without changing the model when a name is missing, a shape differs, or a format is
     /// 2:4 for a mask made at another granularity.
     pub fn apply(
@@ -140,6 +141,7 @@ impl MaskSet {
                 return Ok(());
             };
             let dims = p.value.dims().to_vec();
+            let matrix = dims.len() == 2;
             let dense = Dense::from_tensor(&p.value.clone().reshape(matrix_shape(&p.value))?)?;
             let cols = dense.cols();
             let values: Vec<f32> = dense
@@ -155,8 +157,9 @@ impl MaskSet {
                 })
                 .collect();
             p.value = Tensor::from_vec(values, dims)?;
+            // Only Linear weights ([out, in]) run sparse; tables and convolutions stay dense.
             p.format = match formats.get(&p.name) {
-                Some(&f) if !is_embedding_table(&p.name) => f,
+                Some(&f) if !is_embedding_table(&p.name) && matrix => f,
                 _ => SparseFormat::Dense,
             };
             Ok(())

@@ -23,6 +23,7 @@ pub mod model;
 pub mod nn;
 pub mod ops;
 pub mod progress;
+pub mod prune;
 pub mod report;
 pub mod rng;
 pub mod sparse;

@@ -9,7 +9,8 @@
 //! minus the word-embedding table): attention and FFN matrices of every encoder,
 //! cross-attention, visual projections, pooler. The answer head, biases and LayerNorms stay
 //! dense. Inputs are random token ids, full masks and random region features / images of
-//! the requested size.
+//! the requested size. With `omp`, the pattern comes from one-shot magnitude pruning of
+//! those random weights instead, each matrix in the format the cost model picks.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::flops::{count, FlopInput, Sparsity, VisualInput};
 use crate::model::config::{Arch, ModelConfig};
 use crate::model::vqa::{NamedTensors, VqaModel};
 use crate::nn::{Init, Mode, Module};
+use crate::prune;
 use crate::report::to_csv;
 use crate::sparse::random::{random_masked, Granularity};
 use crate::sparse::SparseFormat;
@@ -41,6 +43,10 @@ pub struct ModelBench {
     pub budget: Duration,
     /// Seed of weights, patterns and inputs.
     pub seed: u64,
+    /// Prune by one-shot magnitude pruning (uniform, at the granularity of `format`)
+    /// instead of a random pattern, and run each matrix in the format the cost model
+    /// picks ([`crate::prune::CostModel::default_cpu`]).
+    pub omp: bool,
 }
 
 /// One measured variant.
@@ -174,6 +180,42 @@ fn prune(model: &mut VqaModel, sparsity: f64, format: SparseFormat, seed: u64) -
     result.map(|()| density)
 }
 
+/// The magnitude-pruning granularity that suits `format`.
+fn omp_granularity(format: SparseFormat) -> prune::Granularity {
+    match format {
+        SparseFormat::Bsr(b) => prune::Granularity::Block(b),
+        SparseFormat::Nm24 => prune::Granularity::Nm24,
+        _ => prune::Granularity::Element,
+    }
+}
+
+/// Magnitude-prunes every prunable weight to `sparsity` at the granularity of `format`
+/// and sets the cost model's format on each (chosen for `batch × text_len` tokens);
+/// returns the achieved density of the weights that feed a product.
+fn prune_omp(
+    model: &mut VqaModel,
+    sparsity: f64,
+    format: SparseFormat,
+    input: &FlopInput,
+) -> Result<Sparsity> {
+    let masks = prune::magnitude_prune(
+        model,
+        &prune::Allocation::Uniform(sparsity),
+        omp_granularity(format),
+    )?;
+    let cost = prune::CostModel::default_cpu()?;
+    let choices = prune::choose_formats(&masks, input.batch * input.text_len, &cost)?;
+    let formats = choices.iter().map(|(n, c)| (n.clone(), c.format)).collect();
+    masks.apply(model, &formats)?;
+    let names = pruned_names(model);
+    let mut density = Sparsity::default();
+    for (name, e) in masks.entries.iter().filter(|(n, _)| names.contains(*n)) {
+        let module = name.trim_end_matches(".weight").to_string();
+        density.weight_density.insert(module, 1.0 - e.sparsity());
+    }
+    Ok(density)
+}
+
 /// Parameters and non-zero parameters of a model.
 pub(super) fn param_counts(model: &VqaModel) -> (u64, u64) {
     let (mut all, mut nonzero) = (0u64, 0u64);
@@ -204,6 +246,7 @@ pub fn run_model_bench(
     for (sparsity, format) in variants {
         let mut model = dense_model.clone();
         let density = match format {
+            Some(f) if bench.omp => prune_omp(&mut model, sparsity, f, &bench.input)?,
             Some(f) => prune(&mut model, sparsity, f, bench.seed)?,
             None => Sparsity::default(),
         };
@@ -216,6 +259,9 @@ pub fn run_model_bench(
         let row = ModelRow {
             model: bench.model.clone(),
             variant: match format {
+                Some(f) if bench.omp => {
+                    format!("omp {} {:.0}%", omp_granularity(f), sparsity * 100.0)
+                }
                 Some(f) => format!("{f} {:.0}%", sparsity * 100.0),
                 None => "dense".into(),
             },

@@ -142,6 +142,10 @@ pub struct ModelArgs {
     /// Seed of weights, patterns and inputs.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Prune by magnitude (at --format's granularity) instead of a random pattern, each
+    /// matrix in the format the cost model picks.
+    #[arg(long)]
+    pub omp: bool,
 }
 
 /// Options of `sparsevlp bench sparse`.
@@ -407,6 +411,7 @@ fn model(args: &ModelArgs) -> Result<()> {
         format,
         budget: Duration::from_millis(args.budget_ms),
         seed: args.seed,
+        omp: args.omp,
     };
     eprintln!("bench model: {} ({})", args.model, describe(&bench.input));
     let mut progress = Progress::new("bench model", 1 + bench.sparsities.len());

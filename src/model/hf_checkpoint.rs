@@ -29,7 +29,7 @@ use crate::atomic_file::write_atomically;
 use crate::checkpoint::{load_module, load_module_skipping, load_tensors, save_tensors};
 use crate::error::{Error, Result};
 use crate::flops::Sparsity;
-use crate::nn::{Init, Module, Param};
+use crate::nn::{is_mask_scores, Init, Module, Param};
 use crate::tensor::DType;
 
 /// The config file of a checkpoint directory.
@@ -120,6 +120,10 @@ impl HfCheckpoint {
         })?;
         let (mut backbone, mut adapters) = (Vec::new(), Vec::new());
         self.model.visit_params(&mut |p| {
+            // Mask scores are training state, saved apart by `prune::export`.
+            if is_mask_scores(&p.name) {
+                return;
+            }
             let list = if is_adapter_param(&p.name) {
                 &mut adapters
             } else {

@@ -55,6 +55,12 @@ pub fn is_adapter_param(name: &str) -> bool {
 /// Head modules whose weights are never pruned (the answer classifiers).
 const CLASSIFIERS: [&str; 2] = ["answer_head", "classifier"];
 
+/// Whether a parameter belongs to an answer classifier (never pruned; trained beside
+/// the mask scores in mask training).
+pub fn is_classifier_param(name: &str) -> bool {
+    CLASSIFIERS.iter().any(|c| is_name_prefix(c, name))
+}
+
 /// The head modules DAS trains beside the adapters.
 const DAS_TRAINABLE: [&str; 4] = ["lxmert.pooler", "vilt.pooler", "answer_head", "classifier"];
 

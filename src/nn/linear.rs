@@ -24,6 +24,10 @@ use crate::tensor::Tensor;
 /// CPU products run on a [`SparseLinear`] built from it; the snapshot is rebuilt lazily
 /// whenever the parameters may have changed (after any `visit_params_mut`, e.g. an
 /// optimizer step). On GPU devices the dense weight (with its zeros) is used.
+///
+/// With a [`super::TrainableMask`] on the weight ([`Param::mask`]), the layer computes
+/// with the masked weight, visits the scores after the weight, and its backward trains
+/// the scores instead of the weight (see `nn/trainable_mask.rs`).
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// Weight `[out_features, in_features]`.
@@ -112,6 +116,14 @@ impl Linear {
 
     /// Applies the layer to `x [.., in]`; in training mode keeps `x` for the backward.
     pub fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        if let Some(mask) = self.weight.mask.as_deref_mut() {
+            let bias = self.bias.as_ref().map(|b| &b.value);
+            let y = mask.forward(&self.weight.value, self.weight.format, x, bias)?;
+            if mode.is_train() {
+                self.cache.push(x.clone());
+            }
+            return Ok(y);
+        }
         let kernel = self.sparse_kernel(x)?;
         let bias = self.bias.as_ref().map(|b| &b.value);
         let y = match kernel {
@@ -129,6 +141,10 @@ impl Linear {
     /// stored BSR blocks, the two 2:4 slots per group); everything outside it gets none.
     pub fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
         let x = self.cache.pop()?;
+        if let Some(mask) = self.weight.mask.as_deref_mut() {
+            let db = self.bias.as_mut().map(|b| &mut b.grad);
+            return mask.backward(&self.weight.value, self.weight.format, &x, dy, db);
+        }
         let kernel = self.sparse_kernel(&x)?;
         let db = self.bias.as_mut().map(|b| &mut b.grad);
         match kernel {
@@ -141,6 +157,9 @@ impl Linear {
 impl Module for Linear {
     fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
         f(&self.weight);
+        if let Some(mask) = &self.weight.mask {
+            f(&mask.scores);
+        }
         if let Some(b) = &self.bias {
             f(b);
         }
@@ -149,6 +168,10 @@ impl Module for Linear {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
         self.kernel = None;
         f(&mut self.weight);
+        if let Some(mask) = self.weight.mask.as_deref_mut() {
+            mask.invalidate();
+            f(&mut mask.scores);
+        }
         if let Some(b) = &mut self.bias {
             f(b);
         }

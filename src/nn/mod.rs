@@ -19,6 +19,7 @@ mod mode;
 mod module;
 mod param;
 mod sublayer;
+mod trainable_mask;
 mod transformer;
 
 pub use adapter::Adapter;
@@ -35,4 +36,5 @@ pub use mode::Mode;
 pub use module::Module;
 pub use param::Param;
 pub use sublayer::{BlockConfig, NormPlacement, Residual};
+pub use trainable_mask::{expand_units, is_mask_scores, unit_of, TrainableMask, SCORES_SUFFIX};
 pub use transformer::TransformerLayer;

@@ -1,5 +1,6 @@
 //! A named trainable tensor and its gradient buffer.
 
+use super::trainable_mask::TrainableMask;
 use crate::device::Device;
 use crate::error::Result;
 use crate::sparse::SparseFormat;
@@ -19,6 +20,9 @@ pub struct Param {
     /// [`super::Linear`] weights honour other formats). The value itself stays dense, with
     /// exact zeros at pruned elements.
     pub format: SparseFormat,
+    /// A trainable mask (mask training); only [`super::Linear`] weights honour it, and
+    /// their layer then visits its scores as a parameter of their own.
+    pub mask: Option<Box<TrainableMask>>,
 }
 
 impl Param {
@@ -30,6 +34,7 @@ impl Param {
             value,
             grad,
             format: SparseFormat::Dense,
+            mask: None,
         }
     }
 

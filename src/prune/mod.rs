@@ -1,0 +1,27 @@
+//! Pruning (Si et al. 2023, plus block and 2:4 granularity): sparsity allocation,
+//! one-shot magnitude pruning, trainable masks, the per-matrix sparse format choice, the
+//! pruned checkpoint and its report.
+//!
+//! Flow: [`Allocation::targets`] → [`magnitude_prune`] (a [`MaskSet`]) → optionally
+//! [`attach_masks`] + training ([`reset_thresholds`] every t_m steps) + [`finalize`] →
+//! [`choose_formats`] → [`MaskSet::apply`] → [`export_pruned`] / [`PruneReport`].
+
+mod allocation;
+mod export;
+mod format_choice;
+mod granularity;
+mod magnitude;
+mod mask_training;
+mod masks;
+mod report;
+
+pub use allocation::{Allocation, MatrixTarget};
+pub use export::{export_pruned, load_pruned, MatrixRecord, SPARSITY_FILE};
+pub use format_choice::{choose_formats, CostModel, FormatChoice};
+pub use granularity::Granularity;
+pub use magnitude::magnitude_prune;
+pub use mask_training::{
+    attach_masks, finalize, mask_training_frozen, reset_thresholds, ALPHA, THRESHOLD,
+};
+pub use masks::{is_embedding_table, matrix_shape, MaskEntry, MaskSet, MASKS_FILE};
+pub use report::{GroupRow, MatrixRow, PruneReport};

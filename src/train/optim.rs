@@ -292,3 +292,176 @@ impl Optimizer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module of two parameters: a `[2, 3]` matrix and a `[3]` bias.
+    #[derive(Debug, Clone)]
+    struct Pair(Vec<Param>);
+
+    impl Module for Pair {
+        fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
+            self.0.iter().for_each(f);
+        }
+        fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
+            self.0.iter_mut().for_each(f);
+        }
+    }
+
+    fn pair(seed: u64) -> Pair {
+        let w = Param::new("w", Tensor::randn([2, 3], 1.0, seed, DType::F32));
+        let b = Param::new("b", Tensor::randn([3], 1.0, seed + 1, DType::F32));
+        Pair(vec![w, b])
+    }
+
+    fn set_grads(m: &mut Pair, seed: u64, std: f64) {
+        for (i, p) in m.0.iter_mut().enumerate() {
+            p.grad = Tensor::randn(p.value.shape().clone(), std, seed + i as u64, DType::F32);
+        }
+    }
+
+    fn config(clip: Option<f64>) -> OptimConfig {
+        OptimConfig {
+            clip_norm: clip,
+            ..OptimConfig::new(Schedule {
+                peak: 0.1,
+                warmup_steps: 1,
+                total_steps: 10,
+            })
+        }
+    }
+
+    /// The reference: `adamw_step` on each parameter with the gradient scaled by
+    /// `clip`, the rate scaled by `mult(name)`, decay on matrices only.
+    fn reference(
+        m: &mut Pair,
+        moments: &mut Vec<(Tensor, Tensor)>,
+        cfg: &OptimConfig,
+        step: u64,
+        clip: f64,
+        mult: &dyn Fn(&str) -> f64,
+    ) {
+        for (i, p) in m.0.iter_mut().enumerate() {
+            if moments.len() <= i {
+                let z = Tensor::zeros(p.value.shape().clone(), DType::F32);
+                moments.push((z.clone(), z));
+            }
+            let (mm, vv) = &mut moments[i];
+            let adam = AdamWConfig {
+                lr: cfg.schedule.lr(step) * mult(&p.name),
+                beta1: cfg.beta1,
+                beta2: cfg.beta2,
+                eps: cfg.eps,
+                weight_decay: if p.value.dims().len() >= 2 {
+                    cfg.weight_decay
+                } else {
+                    0.0
+                },
+            };
+            let g = scale(&p.grad, clip).unwrap();
+            adamw_step(&mut p.value, &g, mm, vv, &adam, step).unwrap();
+        }
+    }
+
+    fn norm(m: &Pair) -> f64 {
+        let mut s = 0.0;
+        m.visit_params(&mut |p| s += p.grad.to_vec_f64().iter().map(|x| x * x).sum::<f64>());
+        s.sqrt()
+    }
+
+    #[test]
+    fn clips_to_the_global_norm_and_scales_groups() {
+        let mut ours = pair(1);
+        let mut theirs = ours.clone();
+        let mut opt = Optimizer::new(config(Some(1.0)), BTreeSet::new());
+        let mut moments = Vec::new();
+        let mult = |name: &str| if name == "b" { 3.0 } else { 1.0 };
+        // A large gradient (clipped) then a small one (not clipped).
+        for (step, std) in [(1, 10.0), (2, 0.01)] {
+            set_grads(&mut ours, 10 * step, std);
+            set_grads(&mut theirs, 10 * step, std);
+            let n = norm(&ours);
+            let clip = if n > 1.0 { 1.0 / (n + 1e-6) } else { 1.0 };
+            let stats = opt.step(&mut [&mut ours], &mult).unwrap();
+            assert_eq!(stats.step, step);
+            assert!((stats.grad_norm - n).abs() < 1e-9 * n);
+            assert_eq!(stats.lr, config(None).schedule.lr(step));
+            reference(&mut theirs, &mut moments, &opt.config, step, clip, &mult);
+            for (a, b) in ours.0.iter().zip(&theirs.0) {
+                assert_eq!(a.value.to_vec_f32(), b.value.to_vec_f32(), "{}", a.name);
+            }
+        }
+        assert_eq!(opt.steps_taken(), 2);
+    }
+
+    #[test]
+    fn frozen_parameters_stay_and_have_no_moments() {
+        let mut m = pair(2);
+        let before = m.0[0].value.to_vec_f32();
+        let mut opt = Optimizer::new(config(None), BTreeSet::from(["w".to_string()]));
+        set_grads(&mut m, 5, 1.0);
+        opt.step(&mut [&mut m], &|_| 1.0).unwrap();
+        assert_eq!(m.0[0].value.to_vec_f32(), before);
+        assert!(opt.moments("w").is_none());
+        assert!(opt.moments("b").is_some());
+        assert_eq!(opt.moment_names(), vec!["b".to_string()]);
+    }
+
+    #[test]
+    fn a_non_finite_gradient_names_step_and_parameter_and_changes_nothing() {
+        let mut m = pair(3);
+        set_grads(&mut m, 7, 1.0);
+        m.0[1].grad.as_mut_slice::<f32>().unwrap()[1] = f32::NAN;
+        let before: Vec<Vec<f32>> = m.0.iter().map(|p| p.value.to_vec_f32()).collect();
+        let mut opt = Optimizer::new(config(Some(1.0)), BTreeSet::new());
+        let err = opt.step(&mut [&mut m], &|_| 1.0).unwrap_err().to_string();
+        assert!(err.contains("step 1") && err.contains("'b'"), "{err}");
+        let after: Vec<Vec<f32>> = m.0.iter().map(|p| p.value.to_vec_f32()).collect();
+        assert_eq!(before, after);
+        assert_eq!(opt.steps_taken(), 0);
+    }
+
+    #[test]
+    fn state_round_trips_and_continues_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = pair(4);
+        let mut opt = Optimizer::new(config(Some(1.0)), BTreeSet::from(["x".to_string()]));
+        for s in 0..3 {
+            set_grads(&mut a, 20 + s, 1.0);
+            opt.step(&mut [&mut a], &|_| 1.0).unwrap();
+        }
+        opt.save(dir.path()).unwrap();
+        let mut loaded = Optimizer::load(dir.path(), DType::F32).unwrap();
+        assert_eq!(loaded.steps_taken(), 3);
+        assert_eq!(loaded.config, opt.config);
+        assert_eq!(loaded.frozen(), opt.frozen());
+        for name in opt.moment_names() {
+            let (m1, v1) = opt.moments(&name).unwrap();
+            let (m2, v2) = loaded.moments(&name).unwrap();
+            assert_eq!(m1.to_vec_f32(), m2.to_vec_f32());
+            assert_eq!(v1.to_vec_f32(), v2.to_vec_f32());
+        }
+        let mut b = a.clone();
+        set_grads(&mut a, 50, 1.0);
+        set_grads(&mut b, 50, 1.0);
+        opt.step(&mut [&mut a], &|_| 1.0).unwrap();
+        loaded.step(&mut [&mut b], &|_| 1.0).unwrap();
+        for (x, y) in a.0.iter().zip(&b.0) {
+            assert_eq!(x.value.to_vec_f32(), y.value.to_vec_f32());
+        }
+    }
+
+    #[test]
+    fn a_corrupt_moments_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let opt = Optimizer::new(config(None), BTreeSet::new());
+        opt.save(dir.path()).unwrap();
+        std::fs::write(dir.path().join(MOMENTS_FILE), b"not safetensors").unwrap();
+        let err = Optimizer::load(dir.path(), DType::F32)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(MOMENTS_FILE), "{err}");
+    }
+}

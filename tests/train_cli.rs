@@ -116,8 +116,8 @@ fn train_then_eval_and_clear_errors() {
     // The eval of best/ repeats the trainer's own val accuracy for that epoch.
     let best_line = log
         .lines()
-        .filter(|l| l.contains("\"best\":true"))
-        .last()
+        .rev()
+        .find(|l| l.contains("\"best\":true"))
         .unwrap();
     let best: serde_json::Value = serde_json::from_str(best_line).unwrap();
     let logged = best["accuracy"]["val"]["overall"].as_f64().unwrap();

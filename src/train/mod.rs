@@ -1,7 +1,7 @@
-//! Training: the debiasing objectives ([`loss`]), the optimizer ([`optim`], [`schedule`]),
-//! the batch → model bridge ([`bridge`]), evaluation ([`evaluate`]), the trainer with its
-//! log and resumable run directories ([`trainer`], [`run_dir`]) and what a run derives
-//! from its dataset ([`setup`]).
+//! Training: the debiasing objectives ([`loss`]), the optimizer ([`optim`],
+//! [`schedule`]), the batch → model bridge ([`bridge`]), evaluation
+//! ([`evaluate`](mod@evaluate)), the trainer with its log and resumable run directories
+//! ([`trainer`], [`run_dir`]) and what a run derives from its dataset ([`setup`]).
 
 pub mod bridge;
 pub mod evaluate;

@@ -9,16 +9,18 @@ use std::path::Path;
 use std::rc::Rc;
 
 use sparsevlp::data::synth::{generate, SynthConfig};
-use sparsevlp::data::{prepare, BatchOptions, Prepared, VqaDataset};
+use sparsevlp::data::{prepare, BatchOptions, Prepared, VisualBatch, VqaDataset};
 use sparsevlp::model::config::ModelConfig;
 use sparsevlp::model::hf_checkpoint::HfCheckpoint;
 use sparsevlp::model::vqa::VqaModel;
-use sparsevlp::nn::{Init, Module};
+use sparsevlp::nn::{Init, Mode, Module};
 use sparsevlp::train::loss::{build_objective, LossKind};
 use sparsevlp::train::run_dir::{load_record, LAST, LOG_FILE};
 use sparsevlp::train::setup::{data_config, fit_to_data};
-use sparsevlp::train::{batch_loss, evaluate, StepHook, StepRecord, TrainOptions, Trainer};
-use sparsevlp::Result;
+use sparsevlp::train::{
+    batch_loss, evaluate, forward_batch, StepHook, StepRecord, TrainOptions, Trainer,
+};
+use sparsevlp::{DType, Result, Tensor};
 
 /// A tiny dataset (240 questions, 24-pixel images) prepared for `preset`.
 fn tiny_data(dir: &Path, preset: &str) -> (ModelConfig, Prepared) {
@@ -235,4 +237,17 @@ fn frozen_parameters_hooks_evaluation_and_eval_losses() {
     assert!(l1.is_finite() && l1 > 0.0);
     assert_eq!(l1, l2);
     assert_eq!(snapshot, params(&t.model.model));
+
+    // The visual input reaches the logits through the bridge.
+    let (logits, pooled) = forward_batch(&mut t.model.model, &batch, Mode::Eval).unwrap();
+    assert_eq!(logits.dims(), [8, config.answers]);
+    assert_eq!(pooled.dims(), [8, config.hidden]);
+    let mut blind = batch.clone();
+    if let VisualBatch::Regions { features, .. } = &mut blind.visual {
+        *features = Tensor::zeros(features.shape().clone(), DType::F32);
+    } else {
+        panic!("tiny-dual batches carry regions");
+    }
+    let (blind_logits, _) = forward_batch(&mut t.model.model, &blind, Mode::Eval).unwrap();
+    assert_ne!(logits.to_vec_f32(), blind_logits.to_vec_f32());
 }

@@ -139,6 +139,46 @@ fn stopped_and_resumed_runs_equal_the_uninterrupted_run() {
     assert!(last < first, "loss {first} → {last}");
 }
 
+/// Fails at step `at`, after its update and before anything is logged or saved: the
+/// state a killed process leaves behind.
+struct Crash(u64);
+
+impl StepHook for Crash {
+    fn after_step(&mut self, record: &StepRecord, _model: &mut VqaModel) -> Result<()> {
+        if record.step == self.0 {
+            return Err(sparsevlp::Error::invalid("killed"));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_last_save_to_the_same_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, data) = tiny_data(&tmp.path().join("data"), "tiny-dual");
+    let whole = tmp.path().join("whole");
+    let mut a = fresh(&config, &data, BTreeSet::new())
+        .with_run_dir(&whole, serde_json::Value::Null)
+        .unwrap();
+    a.run().unwrap();
+
+    let killed = tmp.path().join("killed");
+    let mut b = fresh(&config, &data, BTreeSet::new())
+        .with_run_dir(&killed, serde_json::Value::Null)
+        .unwrap();
+    b.save_every = Some(4);
+    b.add_hook(Box::new(Crash(7)));
+    assert!(b.run().unwrap_err().to_string().contains("killed"));
+    drop(b);
+    // Steps 5 and 6 were logged after the save at step 4; the resumed run repeats them.
+    assert_eq!(load_record(&killed.join(LAST)).unwrap().state.step, 4);
+    assert_eq!(log_lines(&killed).0.len(), 6);
+    let mut b = Trainer::resume(&killed, &data).unwrap();
+    b.run().unwrap();
+    assert_eq!(params(&b.model.model), params(&a.model.model));
+    assert_eq!(log_lines(&killed).0, log_lines(&whole).0);
+}
+
 #[test]
 fn a_nan_stops_with_the_step_and_keeps_the_last_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();

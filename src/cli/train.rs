@@ -61,8 +61,12 @@ pub struct TrainArgs {
     /// with --resume).
     #[arg(long, value_name = "N")]
     pub max_steps: Option<u64>,
+    /// Also save RUN/last every N steps (it is saved after every epoch anyway), so a
+    /// killed run loses at most N steps.
+    #[arg(long, value_name = "N")]
+    pub save_every: Option<u64>,
     /// Continue the run in --out from RUN/last with the options it was started with
-    /// (only --data, --max-steps and --device are read; --data defaults to the default
+    /// (only --data, --max-steps, --save-every and --device are read; --data defaults to the default
     /// dataset, so give the same one).
     #[arg(long)]
     pub resume: bool,
@@ -155,6 +159,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             .with_run_dir(&args.out, record)?
     };
     trainer.max_steps = args.max_steps;
+    trainer.save_every = args.save_every;
     trainer.progress = true;
     let summary = trainer.run()?;
     report(&summary, start.elapsed().as_secs_f64(), args);

@@ -161,6 +161,9 @@ pub struct Trainer<'d> {
     pub state: TrainState,
     /// Stop (saving `last/`) once this many steps are done.
     pub max_steps: Option<u64>,
+    /// Also save `last/` every this many steps (besides every epoch end and a stop), so
+    /// a killed run loses at most that many steps.
+    pub save_every: Option<u64>,
     /// Show a progress line on stderr.
     pub progress: bool,
     data: &'d Prepared,
@@ -231,6 +234,7 @@ impl<'d> Trainer<'d> {
             options,
             state,
             max_steps: None,
+            save_every: None,
             progress: false,
             data,
             run_dir: None,
@@ -424,6 +428,12 @@ impl<'d> Trainer<'d> {
                     "grad_norm": record.grad_norm,
                     "samples_per_s": record.samples_per_s,
                 }))?;
+                if self
+                    .save_every
+                    .is_some_and(|n| n > 0 && record.step % n == 0)
+                {
+                    self.save(LAST)?;
+                }
                 if let Some(bar) = &mut bar {
                     bar.step(&format!(
                         "epoch {} loss {:.4} {:.0} samples/s",

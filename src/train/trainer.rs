@@ -73,9 +73,8 @@ pub struct TrainOptions {
 
 impl Default for TrainOptions {
     /// 3 epochs of 32-example batches at a peak rate of 1e-3 (10 % warm-up, weight decay
-    /// 0.01, clipping at norm 1): the budget in which the tiny models learn the
-    /// synthetic dataset's prior in about a minute on two cores (see
-    /// [`super::setup`]).
+    /// 0.01, clipping at norm 1): about 20 s for a tiny model on the default synthetic
+    /// dataset on two cores (see [`super::setup`]).
     fn default() -> Self {
         TrainOptions {
             epochs: 3,

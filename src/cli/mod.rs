@@ -2,10 +2,12 @@
 
 mod bench;
 mod data;
+mod eval;
 mod flops;
 mod forward;
 mod info;
 mod input_size;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -58,6 +60,18 @@ pub enum Command {
     /// measurement), NAME.md (the table) and NAME.svg (latency vs sparsity with the ideal
     /// 1/(1-s) line).
     Bench(bench::BenchArgs),
+    /// Train a VQA model with a (debiasing) objective; evaluate every epoch.
+    ///
+    /// Trains on the dataset's train split (the built-in synthetic dataset by default),
+    /// evaluates on every other split after each epoch, keeps RUN/last and RUN/best (by
+    /// val accuracy) as HF checkpoint directories with the optimizer and trainer state,
+    /// and logs every step and epoch to RUN/log.jsonl. --resume continues a stopped run
+    /// to exactly the result of an uninterrupted one.
+    Train(train::TrainArgs),
+    /// Evaluate a trained model: VQA accuracy overall and per answer type per split.
+    ///
+    /// Prints a table and writes the full report (per question type too) as JSON.
+    Eval(eval::EvalArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -74,5 +88,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Flops(args) => flops::run(&args),
         Command::Forward(args) => forward::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Eval(args) => eval::run(&args),
     }
 }

@@ -27,3 +27,9 @@ pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<
     text.push('\n');
     write_atomically(path, text.as_bytes())
 }
+
+/// Reads JSON from `path`; unreadable or malformed files are errors naming `path`.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    serde_json::from_str(&text).map_err(|e| file_error(path, format!("invalid JSON: {e}")))
+}

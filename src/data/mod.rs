@@ -22,7 +22,7 @@
 
 mod answers;
 mod features;
-mod files;
+pub(crate) mod files;
 mod images;
 mod loader;
 mod metric;

@@ -84,18 +84,15 @@ impl VqaModel {
             )));
         }
         let text = TextInputs::read(inputs)?;
-        match self {
-            VqaModel::DualStream(model) => {
-                let x = DualStreamInputs {
-                    input_ids: text.input_ids,
-                    attention_mask: text.attention_mask,
-                    token_type_ids: text.token_type_ids,
-                    visual_feats: inputs["visual_feats"].clone(),
-                    visual_pos: inputs["visual_pos"].clone(),
-                    visual_mask: inputs.get("visual_attention_mask").cloned(),
-                };
-                model.forward(&x, mode)
-            }
+        let x = match self {
+            VqaModel::DualStream(_) => VqaInputs::Dual(DualStreamInputs {
+                input_ids: text.input_ids,
+                attention_mask: text.attention_mask,
+                token_type_ids: text.token_type_ids,
+                visual_feats: inputs["visual_feats"].clone(),
+                visual_pos: inputs["visual_pos"].clone(),
+                visual_mask: inputs.get("visual_attention_mask").cloned(),
+            }),
             VqaModel::SingleStream(model) => {
                 let pixel_values = &inputs["pixel_values"];
                 let weight = model.embeddings.patch_weight.value.dims();
@@ -111,18 +108,69 @@ impl VqaModel {
                 };
                 let (pixel_values, pixel_mask, patch_grid) =
                     image_patches(pixel_values, pixel_mask, channels, patch)?;
-                let x = SingleStreamInputs {
+                VqaInputs::Single(SingleStreamInputs {
                     input_ids: text.input_ids,
                     attention_mask: text.attention_mask,
                     token_type_ids: text.token_type_ids,
                     pixel_values,
                     pixel_mask,
                     patch_grid,
-                };
-                model.forward(&x, mode)
+                })
             }
+        };
+        let pooled = self.forward_pooled(&x, mode)?;
+        self.head_forward(&pooled, mode)
+    }
+
+    /// The pooled representation `[B, h]` the answer head reads. Inputs of the other
+    /// architecture are an error.
+    pub fn forward_pooled(&mut self, inputs: &VqaInputs, mode: Mode) -> Result<Tensor> {
+        match (self, inputs) {
+            (VqaModel::DualStream(m), VqaInputs::Dual(x)) => m.forward_pooled(x, mode),
+            (VqaModel::SingleStream(m), VqaInputs::Single(x)) => m.forward_pooled(x, mode),
+            (VqaModel::DualStream(_), _) => Err(Error::invalid(
+                "a dual-stream model cannot read single-stream (patch) inputs",
+            )),
+            (VqaModel::SingleStream(_), _) => Err(Error::invalid(
+                "a single-stream model cannot read dual-stream (region) inputs",
+            )),
         }
     }
+
+    /// Answer logits `[B, answers]` of the pooled representation.
+    pub fn head_forward(&mut self, pooled: &Tensor, mode: Mode) -> Result<Tensor> {
+        match self {
+            VqaModel::DualStream(m) => m.head.forward(pooled, mode),
+            VqaModel::SingleStream(m) => m.head.forward(pooled, mode),
+        }
+    }
+
+    /// Back-propagates `dlogits [B, answers]` through the head, adds `dpooled` (a
+    /// gradient that reached the pooled representation directly, e.g. from a loss that
+    /// reads it) and back-propagates the sum through the encoder, accumulating every
+    /// parameter gradient of the matching training forward.
+    pub fn backward(&mut self, dlogits: &Tensor, dpooled: Option<&Tensor>) -> Result<()> {
+        let mut d = match self {
+            VqaModel::DualStream(m) => m.head.backward(dlogits)?,
+            VqaModel::SingleStream(m) => m.head.backward(dlogits)?,
+        };
+        if let Some(extra) = dpooled {
+            d = crate::ops::elementwise::add(&d, extra)?;
+        }
+        match self {
+            VqaModel::DualStream(m) => m.backward_pooled(&d).map(|_| ()),
+            VqaModel::SingleStream(m) => m.backward_pooled(&d),
+        }
+    }
+}
+
+/// The inputs of either architecture, ready for the encoder.
+#[derive(Debug, Clone)]
+pub enum VqaInputs {
+    /// LXMERT inputs.
+    Dual(DualStreamInputs),
+    /// ViLT inputs (patches already cut).
+    Single(SingleStreamInputs),
 }
 
 /// The text inputs of both architectures, with HF's defaults filled in.

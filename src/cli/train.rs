@@ -1,0 +1,190 @@
+//! `sparsevlp train`: trains a VQA model with one of the objectives on a dataset (the
+//! built-in synthetic one by default), evaluating every epoch and keeping `RUN/last` and
+//! `RUN/best`; `--resume` continues a stopped run exactly.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use serde_json::json;
+
+use crate::data::{prepare, VqaDataset};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::model::config::ModelConfig;
+use crate::model::hf_checkpoint::HfCheckpoint;
+use crate::model::vqa::VqaModel;
+use crate::nn::Init;
+use crate::train::loss::{build_objective, LossKind};
+use crate::train::run_dir::{checkpoint_dir, last_checkpoint, LAST};
+use crate::train::setup::{check_fits, data_config, fit_to_data, resolve_data_dir};
+use crate::train::{TrainOptions, TrainSummary, Trainer};
+
+use super::eval::print_reports;
+
+/// Options of `sparsevlp train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The dataset directory (dataset.json manifest or VQA-CP v2 files). Default: the
+    /// built-in synthetic dataset in .sparsevlp/synth under the current directory,
+    /// generated there on first use (6 000 questions, 80 % answer bias).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// The model preset: tiny-dual, tiny-single, lxmert-base or vilt-b32. Its answer
+    /// count, word vocabulary and visual input sizes are set from the data.
+    #[arg(long, default_value = "tiny-dual", value_name = "PRESET")]
+    pub model: String,
+    /// The objective: bce, ce, lmh, poe, rubi or lpf.
+    #[arg(long, default_value = "bce", value_name = "LOSS")]
+    pub loss: LossKind,
+    /// Start from this HF checkpoint directory or run directory (its best/ or last/)
+    /// instead of a fresh model; its config replaces --model's.
+    #[arg(long, value_name = "CKPT")]
+    pub init: Option<PathBuf>,
+    /// Passes over the training split.
+    #[arg(long, default_value_t = TrainOptions::default().epochs, value_name = "N")]
+    pub epochs: usize,
+    /// Examples per batch.
+    #[arg(long, default_value_t = TrainOptions::default().batch_size, value_name = "B")]
+    pub batch: usize,
+    /// Peak learning rate (linear warm-up over 10 % of the steps, then linear decay).
+    #[arg(long, default_value_t = TrainOptions::default().lr, value_name = "X")]
+    pub lr: f64,
+    /// Learning-rate multiplier of the answer head and the objective's parameters.
+    #[arg(long, default_value_t = TrainOptions::default().head_lr_mult, value_name = "X")]
+    pub head_lr_mult: f64,
+    /// The seed of initialisation, shuffling and dropout.
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub seed: u64,
+    /// Stop after this many optimizer steps in total, saving RUN/last (resume later
+    /// with --resume).
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<u64>,
+    /// Also save RUN/last every N steps (it is saved after every epoch anyway), so a
+    /// killed run loses at most N steps.
+    #[arg(long, value_name = "N")]
+    pub save_every: Option<u64>,
+    /// Continue the run in --out from RUN/last with the options it was started with
+    /// (only --data, --max-steps, --save-every and --device are read; --data defaults to the default
+    /// dataset, so give the same one).
+    #[arg(long)]
+    pub resume: bool,
+    /// Where to train: cpu, or auto (training runs on the CPU in this build).
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
+    /// The run directory: log.jsonl, last/ and best/.
+    #[arg(long, value_name = "RUN")]
+    pub out: PathBuf,
+}
+
+/// Runs `sparsevlp train`.
+pub fn run(args: &TrainArgs) -> Result<()> {
+    if args.device != "auto" && Device::parse(&args.device)?.is_gpu() {
+        return Err(Error::invalid(format!(
+            "train: --device {}: training runs on the CPU in this build (use --device cpu)",
+            args.device
+        )));
+    }
+    let start = Instant::now();
+    let note = |msg: &str| eprintln!("[{:6.1}s] {msg}", start.elapsed().as_secs_f64());
+    if !args.resume && args.out.join(LAST).exists() {
+        return Err(Error::invalid(format!(
+            "{} already holds a run (use --resume to continue it, or another --out)",
+            args.out.display()
+        )));
+    }
+    let (config, init) = if args.resume {
+        let dir = last_checkpoint(&args.out)?;
+        (HfCheckpoint::read_config(&dir)?, None)
+    } else if let Some(init) = &args.init {
+        let dir = checkpoint_dir(init)?;
+        (HfCheckpoint::read_config(&dir)?, Some(dir))
+    } else {
+        (ModelConfig::preset(&args.model)?, None)
+    };
+    if !args.resume {
+        // An objective that cannot be built fails before any data work.
+        build_objective(args.loss, config.hidden, args.seed)?;
+    }
+    let data_dir = resolve_data_dir(args.data.as_deref(), &mut |m| note(m))?;
+    let dataset = VqaDataset::open(&data_dir)?;
+    let data = prepare(&dataset, &data_config(&config, &dataset))?;
+    note(&format!(
+        "data {}: {} answers, {} words, splits {}",
+        data_dir.display(),
+        data.vocab.len(),
+        data.tokenizer.vocab_size(),
+        data.splits
+            .iter()
+            .map(|s| format!("{} ({})", s.name(), s.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let mut trainer = if args.resume {
+        Trainer::resume(&args.out, &data)?
+    } else {
+        let model = match &init {
+            Some(dir) => {
+                let model = HfCheckpoint::load(dir)?;
+                check_fits(&model.config, &data, &dir.display().to_string())?;
+                model
+            }
+            None => {
+                let mut config = config.clone();
+                fit_to_data(&mut config, &data)?;
+                let init = Init {
+                    seed: args.seed,
+                    ..Init::default()
+                };
+                HfCheckpoint::new(config.clone(), VqaModel::new(&config, &init)?)
+            }
+        };
+        let objective = build_objective(args.loss, model.config.hidden, args.seed)?;
+        let options = TrainOptions {
+            epochs: args.epochs,
+            batch_size: args.batch,
+            lr: args.lr,
+            head_lr_mult: args.head_lr_mult,
+            seed: args.seed,
+            ..TrainOptions::default()
+        };
+        let record = json!({
+            "data": data_dir,
+            "model": args.model,
+            "init": args.init,
+            "loss": args.loss.name(),
+        });
+        Trainer::new(model, objective, &data, options, BTreeSet::new())?
+            .with_run_dir(&args.out, record)?
+    };
+    trainer.max_steps = args.max_steps;
+    trainer.save_every = args.save_every;
+    trainer.progress = true;
+    let summary = trainer.run()?;
+    report(&summary, start.elapsed().as_secs_f64(), args);
+    Ok(())
+}
+
+/// Prints how the run ended and the last epoch's accuracies.
+fn report(summary: &TrainSummary, seconds: f64, args: &TrainArgs) {
+    if summary.stopped {
+        println!(
+            "stopped after step {} ({seconds:.1}s); continue with --resume --out {}",
+            summary.steps,
+            args.out.display()
+        );
+        return;
+    }
+    println!("trained {} steps in {seconds:.1}s", summary.steps);
+    if let Some((_, reports)) = summary.epochs.last() {
+        print_reports(reports);
+    }
+    if let Some((acc, epoch)) = summary.best_val {
+        println!(
+            "best val accuracy {acc:.2} after epoch {} (saved in {})",
+            epoch + 1,
+            args.out.join("best").display()
+        );
+    }
+}

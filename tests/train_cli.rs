@@ -1,0 +1,184 @@
+//! `sparsevlp train` and `sparsevlp eval` through the binary on a tiny generated dataset:
+//! a short run writes its checkpoints and log, eval prints a table and writes JSON, and
+//! bad input (data directory, loss, checkpoint) fails with a clear message and writes
+//! nothing.
+
+mod common;
+
+use std::path::Path;
+
+use common::sparsevlp;
+
+fn ok(args: &[&str]) -> String {
+    let out = sparsevlp(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = sparsevlp(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn train_then_eval_and_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        s(&data),
+        "--questions",
+        "240",
+        "--image-size",
+        "24",
+    ]);
+    let run = tmp.path().join("run");
+    let train = [
+        "--threads",
+        "2",
+        "train",
+        "--data",
+        s(&data),
+        "--model",
+        "tiny-single",
+        "--loss",
+        "bce",
+        "--epochs",
+        "2",
+        "--batch",
+        "32",
+        "--lr",
+        "2e-3",
+        "--out",
+        s(&run),
+    ];
+    let stdout = ok(&train);
+    assert!(
+        stdout.contains("trained ") && stdout.contains("test-ood"),
+        "{stdout}"
+    );
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "optimizer.safetensors",
+        "trainer.json",
+    ] {
+        assert!(run.join("last").join(f).is_file(), "last/{f}");
+        assert!(run.join("best").join(f).is_file(), "best/{f}");
+    }
+    let answers: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(run.join("last/answers.json")).unwrap())
+            .unwrap();
+    assert!(!answers.is_empty());
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    let epochs = log
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"epoch\""))
+        .count();
+    assert_eq!(epochs, 2, "{log}");
+
+    // Training into an existing run needs --resume.
+    let err = fails(&train);
+    assert!(err.contains("--resume"), "{err}");
+
+    let report = tmp.path().join("eval.json");
+    let stdout = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&run),
+        "--data",
+        s(&data),
+        "--out",
+        s(&report),
+    ]);
+    assert!(
+        stdout.contains("overall") && stdout.contains("yes/no"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for split in ["val", "test-id", "test-ood"] {
+        let acc = json[split]["overall"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&acc), "{split}: {acc}");
+        assert!(stdout.contains(split), "{stdout}");
+    }
+    // The eval of best/ repeats the trainer's own val accuracy for that epoch.
+    let best_line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"best\":true"))
+        .unwrap();
+    let best: serde_json::Value = serde_json::from_str(best_line).unwrap();
+    let logged = best["accuracy"]["val"]["overall"].as_f64().unwrap();
+    assert!((json["val"]["overall"].as_f64().unwrap() - logged).abs() < 1e-9);
+
+    let one = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&run),
+        "--data",
+        s(&data),
+        "--split",
+        "test-ood",
+        "--out",
+        s(&report),
+    ]);
+    assert!(
+        one.contains("test-ood") && !one.contains("test-id"),
+        "{one}"
+    );
+
+    // Bad input.
+    let missing = tmp.path().join("no-such-data");
+    let run2 = tmp.path().join("run2");
+    let err = fails(&["train", "--data", s(&missing), "--out", s(&run2)]);
+    assert!(err.contains("no-such-data"), "{err}");
+    assert!(!run2.join("last").exists());
+    let err = fails(&[
+        "train",
+        "--data",
+        s(&data),
+        "--loss",
+        "hinge",
+        "--out",
+        s(&run2),
+    ]);
+    assert!(err.contains("hinge") && err.contains("bce"), "{err}");
+    let err = fails(&[
+        "train",
+        "--data",
+        s(&data),
+        "--model",
+        "huge",
+        "--out",
+        s(&run2),
+    ]);
+    assert!(err.contains("huge") && err.contains("tiny-dual"), "{err}");
+    let err = fails(&["train", "--data", s(&data), "--resume", "--out", s(&run2)]);
+    assert!(err.contains("no checkpoint to resume"), "{err}");
+    assert!(!run2.join("last").exists());
+
+    let corrupt = run.join("last").join("model.safetensors");
+    std::fs::write(&corrupt, b"garbage").unwrap();
+    let err = fails(&[
+        "eval",
+        "--checkpoint",
+        s(&run.join("last")),
+        "--data",
+        s(&data),
+    ]);
+    assert!(err.contains("model.safetensors"), "{err}");
+    let err = fails(&["eval", "--checkpoint", s(&data), "--data", s(&data)]);
+    assert!(err.contains("checkpoint directory"), "{err}");
+}

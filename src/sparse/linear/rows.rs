@@ -42,11 +42,13 @@ pub(super) struct Rows {
     ranges: Vec<usize>,
 }
 
-/// Most rows one task owns (bounds its `Yᵗ` buffer).
-const MAX_RANGE_ROWS: usize = 512;
+/// Most rows one task owns: its `Yᵗ` buffer (16 KiB at 64 tokens), read and written
+/// once per panel, then stays in L1 beside the panel of activations.
+const MAX_RANGE_ROWS: usize = 64;
 /// Rows transposed into the output together: a token's outputs of a group are written
 /// as whole cache lines (the output's rows are often a multiple of 4 KiB apart, so
-/// partially written lines would evict each other before they are complete).
+/// partially written lines would evict each other before they are complete); groups
+/// start on the output's line boundaries.
 const OUT_GROUP: usize = 32;
 /// The cost of a row beyond its entries, in entries.
 const ROW_COST: usize = 4;
@@ -174,6 +176,9 @@ impl Rows {
             return;
         }
         let xp = pack_tiles(x, tokens, self.inp, t);
+        // Row groups end where a cache line of the output's rows ends: output column `g`
+        // starts a group when `lead + g` is a multiple of OUT_GROUP.
+        let lead = y.as_ptr() as usize / 4 % OUT_GROUP;
         let out = SharedOut::new(y);
         self.ranges.par_windows(2).for_each(|range| {
             let (r0, r1) = (range[0], range[1]);
@@ -193,22 +198,24 @@ impl Rows {
                         for p in 0..last {
                             unsafe { self.rows_pass::<S, NV>(p, r0, [r0, r1], xt, &mut yt) };
                         }
-                        // The last panel goes OUT_GROUP rows at a time, each group
+                        // The last panel goes a group of rows at a time, each group
                         // transposed into the output while it is still in L1.
-                        for g in (r0..r1).step_by(OUT_GROUP) {
-                            let ge = (g + OUT_GROUP).min(r1);
+                        let mut g = r0;
+                        while g < r1 {
+                            let ge = (((g + lead) / OUT_GROUP + 1) * OUT_GROUP - lead).min(r1);
                             if self.panels > 0 {
                                 unsafe { self.rows_pass::<S, NV>(last, r0, [g, ge], xt, &mut yt) };
                             }
                             unsafe {
-                                transpose_out::<S>(
-                                    &yt[(g - r0) * t..],
+                                S::transpose_out(
+                                    yt[(g - r0) * t..].as_ptr(),
                                     t,
                                     [ge - g, valid],
                                     out.at(tile * t * self.out + g),
                                     self.out,
                                 )
                             };
+                            g = ge;
                         }
                     },
                 );
@@ -304,36 +311,6 @@ impl Rows {
             .add(*self.col_idx.get_unchecked(e) as usize * NV * S::LANES);
         for (v, a) in acc.iter_mut().enumerate() {
             *a = S::fma(S::load(xs.add(v * S::LANES)), w, *a);
-        }
-    }
-}
-
-/// `dst[k * ld + i] = yt[i * t + k]` for `i < rows`, `k < tokens`: the finished `Yᵗ`
-/// block of a row group written into the output's columns, 8 × 8 blocks at a time,
-/// each output row's part completed before the next.
-///
-/// # Safety
-/// Runs at `S::LEVEL`; `yt` is `[rows][t]` with `t` a multiple of 8; `dst` is writable
-/// at those offsets.
-#[inline(always)]
-unsafe fn transpose_out<S: Lanes>(
-    yt: &[f32],
-    t: usize,
-    [rows, tokens]: [usize; 2],
-    dst: *mut f32,
-    ld: usize,
-) {
-    let src = yt.as_ptr();
-    let (full_rows, full_tokens) = (rows / 8 * 8, tokens / 8 * 8);
-    for k in (0..full_tokens).step_by(8) {
-        for i in (0..full_rows).step_by(8) {
-            S::transpose8(src.add(i * t + k), t, dst.add(k * ld + i), ld);
-        }
-    }
-    for k in 0..tokens {
-        let first = if k < full_tokens { full_rows } else { 0 };
-        for i in first..rows {
-            *dst.add(k * ld + i) = yt[i * t + k];
         }
     }
 }

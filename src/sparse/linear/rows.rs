@@ -12,18 +12,9 @@
 //!
 //! Tasks own contiguous row ranges of balanced cost (entries plus a per-row overhead)
 //! rather than rows in the matrix's heavy-first `row_order`: a range's finished `Yᵗ`
-//! block is transposed in registers (16 × 16 at AVX-512, 8 × 8 otherwise; see
-//! [`Lanes::transpose_out`]) straight into the output's columns `r0..r1`, which no other
-//! task touches, and the cost balance gives the same load balance as the swizzle.
-//!
-//! Floors at the record shape (W 3072 × 768 at 90%, 512 tokens, f32, 2 Zen 5 cores at
-//! ≈ 3.1 GHz, 2 × 512-bit FMA and 2 × 512-bit loads per cycle and core): 236 k entries ×
-//! 512 tokens = 7.55 M 16-lane FMAs → 0.61 ms (the dense kernel runs at that rate); each
-//! FMA needs its own 64-byte activation vector (rows of an unstructured pattern share
-//! no columns to reuse it), so the loads match the FMAs — 0.61 ms from L1, ≈ 1.2 ms
-//! when the activation panel comes from L2 at 64 B per cycle; the 6.3 MB token-major
-//! output is a further ≈ 0.25 ms of cache-line writes (written 8 floats at a time, the
-//! old path spent ≈ 0.45 ms there).
+//! block is transposed (8 × 8 register blocks) straight into the output's columns
+//! `r0..r1`, which no other task touches, and the cost balance gives the same load
+//! balance as the swizzle.
 
 use rayon::prelude::*;
 
@@ -51,16 +42,11 @@ pub(super) struct Rows {
     ranges: Vec<usize>,
 }
 
-/// Most rows one task owns.
+/// Most rows one task owns (bounds its `Yᵗ` buffer).
 const MAX_RANGE_ROWS: usize = 512;
-/// Rows a task runs through every token tile and panel before the next rows: their
-/// `Yᵗ` block (16 KiB at 64 tokens), read and written once per panel, then stays in L1
-/// beside the panel of activations.
-const CHUNK_ROWS: usize = 64;
 /// Rows transposed into the output together: a token's outputs of a group are written
 /// as whole cache lines (the output's rows are often a multiple of 4 KiB apart, so
-/// partially written lines would evict each other before they are complete); groups
-/// start on the output's line boundaries.
+/// partially written lines would evict each other before they are complete).
 const OUT_GROUP: usize = 32;
 /// The cost of a row beyond its entries, in entries.
 const ROW_COST: usize = 4;
@@ -180,60 +166,52 @@ impl Rows {
         }
     }
 
-    /// The parallel driver over row ranges; each range runs [`CHUNK_ROWS`] rows at a
-    /// time through every token tile, panel by panel.
+    /// The parallel driver over row ranges; each range runs every token tile, panel by
+    /// panel.
     fn run<S: Lanes, const NV: usize>(&self, x: &[f32], tokens: usize, y: &mut [f32]) {
         let t = NV * S::LANES;
         if tokens == 0 || self.out == 0 {
             return;
         }
         let xp = pack_tiles(x, tokens, self.inp, t);
-        // Row groups end where a cache line of the output's rows ends: output column `g`
-        // starts a group when `lead + g` is a multiple of OUT_GROUP.
-        let lead = y.as_ptr() as usize / 4 % OUT_GROUP;
         let out = SharedOut::new(y);
         self.ranges.par_windows(2).for_each(|range| {
-            let mut yt = Aligned::zeros((range[1] - range[0]).min(CHUNK_ROWS) * t);
-            for r0 in (range[0]..range[1]).step_by(CHUNK_ROWS) {
-                let r1 = (r0 + CHUNK_ROWS).min(range[1]);
-                let yt = &mut yt[..(r1 - r0) * t];
-                for tile in 0..tokens.div_ceil(t) {
-                    let xt = &xp[tile * self.inp * t..(tile + 1) * self.inp * t];
-                    let valid = t.min(tokens - tile * t);
-                    yt.fill(0.0);
-                    S::run(
-                        #[inline(always)]
-                        || {
-                            // SAFETY (every call below): runs at S::LEVEL; `xt` is one packed
-                            // tile of `t` tokens; `yt` has `t` floats per row of r0..r1;
-                            // this task alone owns output columns r0..r1, and the tile's
-                            // `valid` tokens are inside the output.
-                            let last = self.panels.saturating_sub(1);
-                            for p in 0..last {
-                                unsafe { self.rows_pass::<S, NV>(p, r0, [r0, r1], xt, yt) };
+            let (r0, r1) = (range[0], range[1]);
+            let mut yt = Aligned::zeros((r1 - r0) * t);
+            for tile in 0..tokens.div_ceil(t) {
+                let xt = &xp[tile * self.inp * t..(tile + 1) * self.inp * t];
+                let valid = t.min(tokens - tile * t);
+                yt.fill(0.0);
+                S::run(
+                    #[inline(always)]
+                    || {
+                        // SAFETY (every call below): runs at S::LEVEL; `xt` is one packed
+                        // tile of `t` tokens; `yt` has `t` floats per row of the range;
+                        // this task alone owns output columns r0..r1, and the tile's
+                        // `valid` tokens are inside the output.
+                        let last = self.panels.saturating_sub(1);
+                        for p in 0..last {
+                            unsafe { self.rows_pass::<S, NV>(p, r0, [r0, r1], xt, &mut yt) };
+                        }
+                        // The last panel goes OUT_GROUP rows at a time, each group
+                        // transposed into the output while it is still in L1.
+                        for g in (r0..r1).step_by(OUT_GROUP) {
+                            let ge = (g + OUT_GROUP).min(r1);
+                            if self.panels > 0 {
+                                unsafe { self.rows_pass::<S, NV>(last, r0, [g, ge], xt, &mut yt) };
                             }
-                            // The last panel goes a group of rows at a time, each group
-                            // transposed into the output while it is still in L1.
-                            let mut g = r0;
-                            while g < r1 {
-                                let ge = (((g + lead) / OUT_GROUP + 1) * OUT_GROUP - lead).min(r1);
-                                if self.panels > 0 {
-                                    unsafe { self.rows_pass::<S, NV>(last, r0, [g, ge], xt, yt) };
-                                }
-                                unsafe {
-                                    S::transpose_out(
-                                        yt[(g - r0) * t..].as_ptr(),
-                                        t,
-                                        [ge - g, valid],
-                                        out.at(tile * t * self.out + g),
-                                        self.out,
-                                    )
-                                };
-                                g = ge;
-                            }
-                        },
-                    );
-                }
+                            unsafe {
+                                transpose_out::<S>(
+                                    &yt[(g - r0) * t..],
+                                    t,
+                                    [ge - g, valid],
+                                    out.at(tile * t * self.out + g),
+                                    self.out,
+                                )
+                            };
+                        }
+                    },
+                );
             }
         });
     }
@@ -326,6 +304,36 @@ impl Rows {
             .add(*self.col_idx.get_unchecked(e) as usize * NV * S::LANES);
         for (v, a) in acc.iter_mut().enumerate() {
             *a = S::fma(S::load(xs.add(v * S::LANES)), w, *a);
+        }
+    }
+}
+
+/// `dst[k * ld + i] = yt[i * t + k]` for `i < rows`, `k < tokens`: the finished `Yᵗ`
+/// block of a row group written into the output's columns, 8 × 8 blocks at a time,
+/// each output row's part completed before the next.
+///
+/// # Safety
+/// Runs at `S::LEVEL`; `yt` is `[rows][t]` with `t` a multiple of 8; `dst` is writable
+/// at those offsets.
+#[inline(always)]
+unsafe fn transpose_out<S: Lanes>(
+    yt: &[f32],
+    t: usize,
+    [rows, tokens]: [usize; 2],
+    dst: *mut f32,
+    ld: usize,
+) {
+    let src = yt.as_ptr();
+    let (full_rows, full_tokens) = (rows / 8 * 8, tokens / 8 * 8);
+    for k in (0..full_tokens).step_by(8) {
+        for i in (0..full_rows).step_by(8) {
+            S::transpose8(src.add(i * t + k), t, dst.add(k * ld + i), ld);
+        }
+    }
+    for k in 0..tokens {
+        let first = if k < full_tokens { full_rows } else { 0 };
+        for i in first..rows {
+            *dst.add(k * ld + i) = yt[i * t + k];
         }
     }
 }

@@ -45,36 +45,6 @@ pub(super) trait Lanes: Copy {
         }
     }
 
-    /// `dst[k * ld + i] = src[i * src_ld + k]` for rows `i < rows` and tokens `k <
-    /// tokens`: a finished `[rows][src_ld]` block of a transposed output written into
-    /// `rows` consecutive columns of a row-major output. This default goes 8 × 8 blocks
-    /// at a time ([`Lanes::transpose8`]) with scalar edges; AVX-512 overrides it.
-    ///
-    /// # Safety
-    /// Runs at `Self::LEVEL`; `src_ld` is a multiple of `LANES` and at least `tokens`; `src`
-    /// is readable for `rows * src_ld` floats and `dst` writable at the offsets above.
-    #[inline(always)]
-    unsafe fn transpose_out(
-        src: *const f32,
-        src_ld: usize,
-        [rows, tokens]: [usize; 2],
-        dst: *mut f32,
-        ld: usize,
-    ) {
-        let (full_rows, full_tokens) = (rows / 8 * 8, tokens / 8 * 8);
-        for k in (0..full_tokens).step_by(8) {
-            for i in (0..full_rows).step_by(8) {
-                Self::transpose8(src.add(i * src_ld + k), src_ld, dst.add(k * ld + i), ld);
-            }
-        }
-        for k in 0..tokens {
-            let first = if k < full_tokens { full_rows } else { 0 };
-            for i in first..rows {
-                *dst.add(k * ld + i) = *src.add(i * src_ld + k);
-            }
-        }
-    }
-
     /// Runs `f` compiled for [`Self::LEVEL`] (pass an `#[inline(always)]` closure).
     #[inline(always)]
     fn run<R>(f: impl FnOnce() -> R) -> R {
@@ -137,102 +107,6 @@ mod x86 {
         unsafe fn transpose8(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
             transpose8_avx(src, src_ld, dst, dst_ld)
         }
-        /// 16 × 16 register transposes whose blocks follow `dst`'s cache lines: a block
-        /// covers the 16 rows that share one 64-byte line of each output row (lines are
-        /// aligned when `ld` is a multiple of 16), its stores masked to `0..rows`, so
-        /// every store writes one line and edges need no scalar pass.
-        #[inline(always)]
-        unsafe fn transpose_out(
-            src: *const f32,
-            src_ld: usize,
-            [rows, tokens]: [usize; 2],
-            dst: *mut f32,
-            ld: usize,
-        ) {
-            let lead = (dst as usize / 4 % 16) as isize;
-            let mut b = -lead;
-            while b < rows as isize {
-                // Lane l of this block is row b + l; only rows inside 0..rows are kept.
-                let mut keep: __mmask16 = 0;
-                for l in 0..16 {
-                    let i = b + l;
-                    if i >= 0 && i < rows as isize {
-                        keep |= 1 << l;
-                    }
-                }
-                for k in (0..tokens).step_by(16) {
-                    let r: [__m512; 16] = std::array::from_fn(|l| {
-                        if keep & (1 << l) != 0 {
-                            unsafe {
-                                _mm512_loadu_ps(src.add((b + l as isize) as usize * src_ld + k))
-                            }
-                        } else {
-                            _mm512_setzero_ps()
-                        }
-                    });
-                    let cols = transpose16(r);
-                    for (j, c) in cols.iter().enumerate().take(tokens - k) {
-                        // Masked-off lanes are never accessed, so the block's address may
-                        // lie outside the output where it starts before row 0.
-                        let at = dst.wrapping_offset(((k + j) * ld) as isize + b);
-                        _mm512_mask_storeu_ps(at, keep, *c);
-                    }
-                }
-                b += 16;
-            }
-        }
-    }
-
-    /// The transpose of 16 registers: lane `l` of output `j` is lane `j` of input `l`.
-    /// Pairs of rows interleave (32-bit), then quads (64-bit), then 128-bit lanes in two
-    /// steps.
-    #[inline(always)]
-    unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
-        // t[2i] = rows 2i, 2i+1 at columns {0, 1} + 4q of each 128-bit lane q; t[2i+1]
-        // at columns {2, 3} + 4q.
-        let t: [__m512; 16] = std::array::from_fn(|i| {
-            let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-            if i % 2 == 0 {
-                _mm512_unpacklo_ps(a, b)
-            } else {
-                _mm512_unpackhi_ps(a, b)
-            }
-        });
-        // u[4g + c]: rows 4g..4g+4 at column c + 4q in lane q.
-        let u: [__m512; 16] = std::array::from_fn(|i| {
-            let (g, c) = (i / 4 * 4, i % 4);
-            let (a, b) = (
-                _mm512_castps_pd(t[g + c / 2]),
-                _mm512_castps_pd(t[g + 2 + c / 2]),
-            );
-            _mm512_castpd_ps(if c % 2 == 0 {
-                _mm512_unpacklo_pd(a, b)
-            } else {
-                _mm512_unpackhi_pd(a, b)
-            })
-        });
-        // v[8h + 4s + c] (rows 8h..8h+8): lanes hold (rows 8h..+4, col c + 4s),
-        // (rows 8h..+4, col c + 4s + 8), (rows 8h+4..+4, col c + 4s), (same, + 8).
-        let v: [__m512; 16] = std::array::from_fn(|i| {
-            let (h, s, c) = (i / 8, i / 4 % 2, i % 4);
-            let (a, b) = (u[8 * h + c], u[8 * h + 4 + c]);
-            if s == 0 {
-                _mm512_shuffle_f32x4::<0x88>(a, b)
-            } else {
-                _mm512_shuffle_f32x4::<0xDD>(a, b)
-            }
-        });
-        // Output column j = c + 4s + 8e: the even (e = 0) or odd (e = 1) 128-bit lanes of
-        // the two row halves.
-        std::array::from_fn(|j| {
-            let (c, s, e) = (j % 4, j / 4 % 2, j / 8);
-            let (a, b) = (v[4 * s + c], v[8 + 4 * s + c]);
-            if e == 0 {
-                _mm512_shuffle_f32x4::<0x88>(a, b)
-            } else {
-                _mm512_shuffle_f32x4::<0xDD>(a, b)
-            }
-        })
     }
 
     /// [`Lanes::transpose8`] with AVX shuffles (unpack pairs, then quads, then halves).

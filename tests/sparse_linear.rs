@@ -1,7 +1,8 @@
 //! The CPU sparse Linear products against the naive reference: every weight format ×
 //! forward, input gradient and weight gradient, on ragged shapes, several token counts
 //! and sparsities (empty matrices and empty rows included), at every SIMD level the CPU
-//! offers; a finite-difference check that the three products are the gradient pair of
+//! offers; the compressed-row kernel at ragged token tiles and unaligned outputs; a
+//! finite-difference check that the three products are the gradient pair of
 //! ⟨G, Y⟩; and argument errors.
 
 use sparsevlp::gradcheck::{check_gradient, GradCheckConfig};
@@ -177,6 +178,70 @@ fn products_are_right_at_the_layer_shape_for_decode_and_prefill() {
         let w = weight(format, [96, 768], 0.9, true, false, 5);
         for tokens in [8, 77] {
             check_products(&w, tokens, SimdLevel::detect(), "layer shape");
+        }
+    }
+}
+
+/// `run(out)` into a slice `offset` floats into a buffer of sentinels: the result,
+/// after checking that nothing outside the slice changed.
+fn run_at(len: usize, offset: usize, what: &str, run: impl FnOnce(&mut [f32])) -> Vec<f32> {
+    let mut buf = vec![-7.5f32; offset + len + 32];
+    run(&mut buf[offset..offset + len]);
+    let outside = buf[..offset].iter().chain(&buf[offset + len..]);
+    assert!(
+        outside.into_iter().all(|&v| v == -7.5),
+        "{what}: wrote outside the output"
+    );
+    buf[offset..offset + len].to_vec()
+}
+
+#[test]
+fn compressed_rows_handle_ragged_tiles_and_unaligned_outputs() {
+    // Token counts around the 16/32/64-token tiles, output widths around the 16-row
+    // transpose blocks, every third row empty, row 2 fully dense (CSR), and outputs
+    // starting at several float offsets within a cache line.
+    for (shape, seed) in [([16, 40], 1), ([47, 33], 2), ([130, 96], 3)] {
+        let [rows, cols] = shape;
+        let m = random_masked(rows, cols, 0.8, Granularity::Element, seed).unwrap();
+        let keep: Vec<bool> = (0..rows * cols)
+            .map(|i| {
+                let (r, c) = (i / cols, i % cols);
+                r == 2 || (r % 3 != 1 && m.is_kept(r, c))
+            })
+            .collect();
+        let csr = Bitmask::from_flags(m.values().clone(), &keep).unwrap();
+        let weights = [
+            SparseMatrix::from_masked(SparseFormat::Csr, csr).unwrap(),
+            weight(SparseFormat::Nm24, shape, 0.8, true, true, seed),
+        ];
+        for w in &weights {
+            let dense = w.to_dense();
+            for level in levels() {
+                let lin = SparseLinear::new(w).unwrap().with_simd(level).unwrap();
+                for tokens in [1, 15, 17, 63, 65, 513] {
+                    let x = randn(tokens * cols, tokens as u64);
+                    let dy = randn(tokens * rows, 1 + tokens as u64);
+                    let want_y = reference::forward(&dense, &x, tokens).unwrap();
+                    let want_dx = reference::backward_input(&dense, &dy, tokens).unwrap();
+                    for offset in [0, 3, 8, 15] {
+                        let what = format!(
+                            "{} {shape:?} tokens {tokens} offset {offset} at {}",
+                            w.format(),
+                            level.name()
+                        );
+                        let y = run_at(tokens * rows, offset, &what, |y| {
+                            lin.forward(&x, tokens, y).unwrap()
+                        });
+                        let e = rel_err(&y, &want_y);
+                        assert!(e <= 1e-5, "{what}: forward relative error {e}");
+                        let dx = run_at(tokens * cols, offset, &what, |dx| {
+                            lin.backward_input(&dy, tokens, dx).unwrap()
+                        });
+                        let e = rel_err(&dx, &want_dx);
+                        assert!(e <= 1e-5, "{what}: backward_input relative error {e}");
+                    }
+                }
+            }
         }
     }
 }

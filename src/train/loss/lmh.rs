@@ -14,12 +14,18 @@
 //!
 //! Reduction of the entropy term: summed over the two outcomes, averaged over the batch
 //! and over the answers (`Σ_{b,a} H_{b,a} / (B·A)`), as in the reference implementation.
-//! The prior is clamped into `[PRIOR_EPS, 1 − PRIOR_EPS]`. `g` is trained: the backward
+//! Smoothing: both outcome probabilities get [`LMH_SMOOTHING`] added before the logs,
+//! `log((p + s) / (1 − p + s))` (Clark et al.'s VQA code adds a learned `σ(c)` with
+//! `c = −1` initially; here it is that initial value, fixed). Without it an answer outside
+//! a question type's prior (`p = 0`) has bias log-odds near −∞: the bias alone explains
+//! its zero target, the main logit gets no gradient there, and the main model — the one
+//! that predicts — ranks such answers at random (measured on the synthetic data: accuracy
+//! fell to 2% with a 1e-6 clamp). `g` is trained: the backward
 //! accumulates the gate's gradients and returns ∂loss/∂pooled. Prediction uses the main
 //! logits only.
 
 use super::inputs::{
-    check_logits, check_pooled, check_prior, check_targets, clamp_prior, tensor_like,
+    check_logits, check_pooled, check_prior, check_targets, tensor_like,
 };
 use super::{LossGrads, LossInputs, LossKind, Objective};
 use crate::error::{Error, Result};
@@ -30,6 +36,9 @@ use crate::tensor::{DType, Tensor};
 
 /// The weight `w_H` of the entropy penalty (the paper's VQA value).
 pub const LMH_ENTROPY_WEIGHT: f64 = 0.36;
+
+/// Added to both outcome probabilities of the prior before taking logs: σ(−1).
+pub const LMH_SMOOTHING: f64 = 0.268_941_421_369_995_1;
 
 /// LMH with its trainable gate `lmh.gate` (`Linear(H → 1)`, weight N(0, 0.02²), bias 0).
 #[derive(Debug, Clone)]
@@ -95,10 +104,7 @@ impl Objective for Lmh {
         let z = self.gate.forward(&pooled, Mode::Eval)?.to_vec_f64();
         let log_odds: Vec<f64> = prior
             .iter()
-            .map(|&p| {
-                let p = clamp_prior(p);
-                p.ln() - (1.0 - p).ln()
-            })
+            .map(|&p| (p + LMH_SMOOTHING).ln() - (1.0 - p + LMH_SMOOTHING).ln())
             .collect();
         let combined: Vec<f64> = inputs
             .logits

@@ -21,7 +21,7 @@ pub use bce::Bce;
 pub use ce::Ce;
 pub use inputs::PRIOR_EPS;
 pub use kind::{build_objective, LossKind};
-pub use lmh::{Lmh, LMH_ENTROPY_WEIGHT};
+pub use lmh::{Lmh, LMH_ENTROPY_WEIGHT, LMH_SMOOTHING};
 pub use lpf::{Lpf, LPF_GAMMA};
 pub use poe::Poe;
 pub use rubi::Rubi;

@@ -2,24 +2,18 @@
 //! built-in synthetic one by default), evaluating every epoch and keeping `RUN/last` and
 //! `RUN/best`; `--resume` continues a stopped run exactly.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use serde_json::json;
 
-use crate::data::{prepare, VqaDataset};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::model::config::ModelConfig;
 use crate::model::hf_checkpoint::HfCheckpoint;
-use crate::model::vqa::VqaModel;
-use crate::nn::Init;
 use crate::train::loss::{build_objective, LossKind};
-use crate::train::run_dir::{checkpoint_dir, last_checkpoint, LAST};
-use crate::train::setup::{check_fits, data_config, fit_to_data, resolve_data_dir};
-use crate::train::{TrainOptions, TrainSummary, Trainer};
+use crate::train::run_dir::{last_checkpoint, LAST};
+use crate::train::setup::resolve_data_dir;
+use crate::train::{load_data, start_run, RunSpec, TrainOptions, TrainSummary, Trainer};
 
 use super::eval::print_reports;
 
@@ -94,22 +88,29 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             args.out.display()
         )));
     }
-    let (config, init) = if args.resume {
-        let dir = last_checkpoint(&args.out)?;
-        (HfCheckpoint::read_config(&dir)?, None)
-    } else if let Some(init) = &args.init {
-        let dir = checkpoint_dir(init)?;
-        (HfCheckpoint::read_config(&dir)?, Some(dir))
-    } else {
-        (ModelConfig::preset(&args.model)?, None)
+    let spec = RunSpec {
+        model: args.model.clone(),
+        init: args.init.clone(),
+        loss: args.loss,
+        options: TrainOptions {
+            epochs: args.epochs,
+            batch_size: args.batch,
+            lr: args.lr,
+            head_lr_mult: args.head_lr_mult,
+            seed: args.seed,
+            ..TrainOptions::default()
+        },
     };
-    if !args.resume {
+    let config = if args.resume {
+        HfCheckpoint::read_config(&last_checkpoint(&args.out)?)?
+    } else {
+        let (config, _) = spec.config()?;
         // An objective that cannot be built fails before any data work.
         build_objective(args.loss, config.hidden, args.seed)?;
-    }
+        config
+    };
     let data_dir = resolve_data_dir(args.data.as_deref(), &mut |m| note(m))?;
-    let dataset = VqaDataset::open(&data_dir)?;
-    let data = prepare(&dataset, &data_config(&config, &dataset))?;
+    let data = load_data(&config, &data_dir)?;
     note(&format!(
         "data {}: {} answers, {} words, splits {}",
         data_dir.display(),
@@ -124,39 +125,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut trainer = if args.resume {
         Trainer::resume(&args.out, &data)?
     } else {
-        let model = match &init {
-            Some(dir) => {
-                let model = HfCheckpoint::load(dir)?;
-                check_fits(&model.config, &data, &dir.display().to_string())?;
-                model
-            }
-            None => {
-                let mut config = config.clone();
-                fit_to_data(&mut config, &data)?;
-                let init = Init {
-                    seed: args.seed,
-                    ..Init::default()
-                };
-                HfCheckpoint::new(config.clone(), VqaModel::new(&config, &init)?)
-            }
-        };
-        let objective = build_objective(args.loss, model.config.hidden, args.seed)?;
-        let options = TrainOptions {
-            epochs: args.epochs,
-            batch_size: args.batch,
-            lr: args.lr,
-            head_lr_mult: args.head_lr_mult,
-            seed: args.seed,
-            ..TrainOptions::default()
-        };
-        let record = json!({
-            "data": data_dir,
-            "model": args.model,
-            "init": args.init,
-            "loss": args.loss.name(),
-        });
-        Trainer::new(model, objective, &data, options, BTreeSet::new())?
-            .with_run_dir(&args.out, record)?
+        start_run(&spec, &data, &data_dir, &args.out)?
     };
     trainer.max_steps = args.max_steps;
     trainer.save_every = args.save_every;

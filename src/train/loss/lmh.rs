@@ -24,9 +24,7 @@
 //! accumulates the gate's gradients and returns ∂loss/∂pooled. Prediction uses the main
 //! logits only.
 
-use super::inputs::{
-    check_logits, check_pooled, check_prior, check_targets, tensor_like,
-};
+use super::inputs::{check_logits, check_pooled, check_prior, check_targets, tensor_like};
 use super::{LossGrads, LossInputs, LossKind, Objective};
 use crate::error::{Error, Result};
 use crate::nn::{Init, Linear, Mode, Module, Param};

@@ -86,7 +86,7 @@ pub enum Command {
     /// matrix runs in, and prune_report.{md,json} with achieved sparsity per matrix and
     /// group, parameters, FLOPs, the forward latency against the dense model, and the
     /// accuracy per split and answer type. `sparsevlp eval --checkpoint RUN2` evaluates it.
-    Prune(prune::PruneArgs),
+    Prune(Box<prune::PruneArgs>),
 }
 
 /// Parses the process arguments and runs the chosen command.

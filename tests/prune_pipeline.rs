@@ -367,3 +367,20 @@ fn search_lists_grid_points_and_the_auto_row() {
     assert_eq!(csv.lines().count(), 1 + grid.len() + 1);
     assert_eq!(result["sensitivity"].as_object().unwrap().len(), 3);
 }
+
+#[test]
+fn fully_pruned_element_masks_export_and_reload() {
+    // A matrix with nothing kept is also a valid 2:4 pattern; the cost model may pick
+    // 2:4 for it although it was pruned element-wise (a grid corner of `prune search`).
+    let f = fixture();
+    let data = prepared(f);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("all");
+    let opts = options(Method::Omp, None, 1.0);
+    let outcome = prune_run(&f.run, &data, &opts, Some(&out), &mut |_| {}).unwrap();
+    assert!(outcome.masks.entries.values().all(|e| e.mask.nnz() == 0));
+    let (_, masks, records) = load_pruned(&out).unwrap();
+    assert!(masks.entries.keys().eq(outcome.masks.entries.keys()));
+    assert!(masks.entries.values().all(|e| e.mask.nnz() == 0));
+    assert!(records.values().all(|r| r.achieved == 1.0));
+}

@@ -127,7 +127,6 @@ fn options(method: Method, loss: Option<LossKind>, s: f64) -> PruneOptions {
         },
         finetune: None,
         latency_budget: None,
-        eval_splits: None,
     }
 }
 

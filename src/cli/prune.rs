@@ -218,7 +218,6 @@ fn base_options(
         },
         finetune: None,
         latency_budget: None,
-        eval_splits: None,
     })
 }
 

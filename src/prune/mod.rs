@@ -29,9 +29,9 @@ pub use mask_training::{
 };
 pub use masks::{is_embedding_table, matrix_shape, MaskEntry, MaskSet, MASKS_FILE};
 pub use pipeline::{
-    check_out, evaluate_splits, open_input, outcome_json, outcome_markdown, prune_checkpoint,
-    prune_run, run_name, Finetune, Method, PruneOptions, PruneOutcome, DEFAULT_EPOCHS,
-    DEFAULT_FINETUNE_LR, DEFAULT_MASK_LR, REPORT_JSON, REPORT_MD, RESET_EVERY,
+    check_out, open_input, outcome_json, outcome_markdown, prune_checkpoint, prune_run, run_name,
+    Finetune, Method, PruneOptions, PruneOutcome, DEFAULT_EPOCHS, DEFAULT_FINETUNE_LR,
+    DEFAULT_MASK_LR, REPORT_JSON, REPORT_MD, RESET_EVERY,
 };
 pub use report::{GroupRow, MatrixRow, PruneReport};
 pub use search::{

@@ -119,8 +119,6 @@ pub struct PruneOptions {
     pub finetune: Option<Finetune>,
     /// Time budget of each forward-latency measurement (`None`: not measured).
     pub latency_budget: Option<Duration>,
-    /// Evaluate only these splits (`None`: every split but the training one).
-    pub eval_splits: Option<Vec<String>>,
 }
 
 impl PruneOptions {
@@ -311,25 +309,18 @@ fn faster(a: Timing, b: Timing) -> Timing {
     }
 }
 
-/// The accuracy of `model` on the chosen splits (default: all but the training one).
-pub fn evaluate_splits(
+/// The accuracy of `model` on every split but the training one.
+fn evaluate_splits(
     model: &mut VqaModel,
     data: &Prepared,
-    options: &PruneOptions,
+    options: &TrainOptions,
 ) -> Result<SplitReports> {
-    let names: Vec<String> = match &options.eval_splits {
-        Some(s) => s.clone(),
-        None => data
-            .splits
-            .iter()
-            .map(|s| s.name().to_string())
-            .filter(|n| *n != options.train.train_split)
-            .collect(),
-    };
-    names
-        .into_iter()
+    data.splits
+        .iter()
+        .map(|s| s.name().to_string())
+        .filter(|n| *n != options.train_split)
         .map(|n| {
-            let r = evaluate(model, data, &n, options.train.eval_batch_size)?;
+            let r = evaluate(model, data, &n, options.eval_batch_size)?;
             Ok((n, r))
         })
         .collect()
@@ -379,7 +370,7 @@ pub fn prune_checkpoint(
     let chosen = formats.iter().map(|(n, c)| (n.clone(), c.format)).collect();
     masks.apply(&mut checkpoint.model, &chosen)?;
     progress(&format!("{name}: evaluating"));
-    let accuracy = evaluate_splits(&mut checkpoint.model, data, options)?;
+    let accuracy = evaluate_splits(&mut checkpoint.model, data, &options.train)?;
     let latency = match options.latency_budget {
         Some(budget) => {
             progress(&format!("{name}: timing the dense and the pruned forward"));
@@ -429,9 +420,6 @@ pub fn prune_run(
     out: Option<&Path>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<PruneOutcome> {
-    if let Some(out) = out {
-        check_out(out)?;
-    }
     let (_, input, record) = open_input(run, data)?;
     prune_checkpoint(input, &record.loss, data, options, out, progress)
 }

@@ -8,7 +8,6 @@ use common::{randn, with_values};
 use sparsevlp::gradcheck::{check_gradient, GradCheckConfig};
 use sparsevlp::train::loss::{
     build_objective, LossInputs, LossKind, Objective, LMH_ENTROPY_WEIGHT, LMH_SMOOTHING, LPF_GAMMA,
-    PRIOR_EPS,
 };
 use sparsevlp::{DType, Tensor};
 

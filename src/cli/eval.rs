@@ -7,11 +7,12 @@ use clap::Args;
 
 use crate::data::files::write_json;
 use crate::data::{prepare, VqaDataset};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::hf_checkpoint::HfCheckpoint;
+use crate::prune::{load_pruned, SPARSITY_FILE};
 use crate::train::evaluate;
-use crate::train::run_dir::{checkpoint_dir, load_answers};
-use crate::train::setup::{check_fits, data_config, resolve_data_dir};
+use crate::train::run_dir::checkpoint_dir;
+use crate::train::setup::{check_vocab, data_config, resolve_data_dir};
 use crate::train::trainer::SplitReports;
 
 /// Options of `sparsevlp eval`.
@@ -39,22 +40,16 @@ pub struct EvalArgs {
 /// Runs `sparsevlp eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
     let dir = checkpoint_dir(&args.checkpoint)?;
-    let mut checkpoint = HfCheckpoint::load(&dir)?;
-    let answers = load_answers(&dir)?;
+    // A pruned checkpoint comes back with its masks and per-matrix formats.
+    let mut checkpoint = if dir.join(SPARSITY_FILE).is_file() {
+        load_pruned(&dir)?.0
+    } else {
+        HfCheckpoint::load(&dir)?
+    };
     let data_dir = resolve_data_dir(args.data.as_deref(), &mut |m| eprintln!("{m}"))?;
     let dataset = VqaDataset::open(&data_dir)?;
     let data = prepare(&dataset, &data_config(&checkpoint.config, &dataset))?;
-    if answers != data.vocab.answers() {
-        return Err(Error::invalid(format!(
-            "{}: the checkpoint's answer vocabulary ({} answers) is not the one of {} \
-             ({} answers); evaluate on the data the model was trained on",
-            dir.display(),
-            answers.len(),
-            data_dir.display(),
-            data.vocab.len()
-        )));
-    }
-    check_fits(&checkpoint.config, &data, &dir.display().to_string())?;
+    check_vocab(&dir, &checkpoint.config, &data)?;
     let splits: Vec<String> = match &args.split {
         Some(s) => vec![data.split(s)?.name().to_string()],
         None => data

@@ -7,6 +7,7 @@ mod flops;
 mod forward;
 mod info;
 mod input_size;
+mod prune;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -72,6 +73,20 @@ pub enum Command {
     ///
     /// Prints a table and writes the full report (per question type too) as JSON.
     Eval(eval::EvalArgs),
+    /// Prune a trained model: one-shot magnitude pruning or mask training, with an
+    /// optional stage-3 fine-tune; `prune search` compares modality allocations.
+    ///
+    /// Stage 2 of the pipeline (Si et al. 2023) on a run from `train` (its loss is X):
+    /// --method omp zeroes the smallest weights of each matrix (or group, or globally);
+    /// --method mask trains score matrices from that mask with loss Y (weights frozen,
+    /// classifier trained, thresholds reset every 100 steps or once an epoch if shorter).
+    /// --finetune-loss Z then trains the surviving weights with the masks fixed. The
+    /// pruned run "X+Y[+Z]" is written to --out (nothing is written when a stage fails,
+    /// e.g. an impossible allocation): the pruned checkpoint, its masks, the format each
+    /// matrix runs in, and prune_report.{md,json} with achieved sparsity per matrix and
+    /// group, parameters, FLOPs, the forward latency against the dense model, and the
+    /// accuracy per split and answer type. `sparsevlp eval --checkpoint RUN2` evaluates it.
+    Prune(Box<prune::PruneArgs>),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -90,5 +105,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Prune(args) => prune::run(&args),
     }
 }

@@ -277,7 +277,7 @@ fn stored_block_elements(mask: &Bitmask, b: usize) -> usize {
 }
 
 /// Whether every group of 4 consecutive columns of a row keeps at most 2.
-fn is_2_4(mask: &Bitmask) -> bool {
+pub(super) fn is_2_4(mask: &Bitmask) -> bool {
     (0..mask.rows()).all(|r| {
         (0..mask.cols()).step_by(4).all(|c0| {
             (c0..(c0 + 4).min(mask.cols()))

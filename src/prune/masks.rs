@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::format_choice::is_2_4;
 use super::granularity::Granularity;
 use crate::checkpoint::{load_tensors, save_tensors};
 use crate::error::{Error, Result};
@@ -116,9 +117,12 @@ impl MaskSet {
                     ));
                 }
                 let f = formats.get(&p.name).copied().unwrap_or(SparseFormat::Dense);
-                if f == SparseFormat::Nm24 && e.granularity != Granularity::Nm24 {
+                // Any mask keeping at most 2 of every 4 runs in 2:4, whatever pruned it
+                // (e.g. a fully pruned element-granularity matrix).
+                if f == SparseFormat::Nm24 && !is_2_4(&e.mask) {
                     problems.push(format!(
-                        "'{}': format 2:4 needs a 2:4 mask, this one is {}",
+                        "'{}': format 2:4 needs a mask keeping at most 2 of every 4, this \
+                         {} one does not",
                         p.name, e.granularity
                     ));
                 }

@@ -105,3 +105,19 @@ pub fn check_fits(config: &ModelConfig, data: &Prepared, what: &str) -> Result<(
     }
     Ok(())
 }
+
+/// Fails unless the checkpoint in `dir` (model `config`) was trained on `data`: its
+/// saved answer vocabulary must be the data's, and its sizes must fit ([`check_fits`]).
+pub fn check_vocab(dir: &Path, config: &ModelConfig, data: &Prepared) -> Result<()> {
+    let answers = super::run_dir::load_answers(dir)?;
+    if answers != data.vocab.answers() {
+        return Err(Error::invalid(format!(
+            "{}: the checkpoint's answer vocabulary ({} answers) is not the data's ({} \
+             answers); use the data the model was trained on",
+            dir.display(),
+            answers.len(),
+            data.vocab.len()
+        )));
+    }
+    check_fits(config, data, &dir.display().to_string())
+}

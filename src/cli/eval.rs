@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::data::files::write_json;
-use crate::data::{prepare, VqaDataset};
 use crate::error::{Error, Result};
 use crate::model::hf_checkpoint::HfCheckpoint;
 use crate::train::evaluate;
-use crate::train::run_dir::{checkpoint_dir, load_answers};
-use crate::train::setup::{check_fits, data_config, resolve_data_dir};
+use crate::train::run_dir::{checkpoint_dir, ANSWERS_FILE};
+use crate::train::setup::{check_checkpoint_data, open_data};
 use crate::train::trainer::SplitReports;
 
 /// Options of `sparsevlp eval`.
@@ -40,21 +39,16 @@ pub struct EvalArgs {
 pub fn run(args: &EvalArgs) -> Result<()> {
     let dir = checkpoint_dir(&args.checkpoint)?;
     let mut checkpoint = HfCheckpoint::load(&dir)?;
-    let answers = load_answers(&dir)?;
-    let data_dir = resolve_data_dir(args.data.as_deref(), &mut |m| eprintln!("{m}"))?;
-    let dataset = VqaDataset::open(&data_dir)?;
-    let data = prepare(&dataset, &data_config(&checkpoint.config, &dataset))?;
-    if answers != data.vocab.answers() {
+    let (data_dir, data) = open_data(&checkpoint.config, args.data.as_deref(), &mut |m| {
+        eprintln!("{m}")
+    })?;
+    if !dir.join(ANSWERS_FILE).is_file() {
         return Err(Error::invalid(format!(
-            "{}: the checkpoint's answer vocabulary ({} answers) is not the one of {} \
-             ({} answers); evaluate on the data the model was trained on",
-            dir.display(),
-            answers.len(),
-            data_dir.display(),
-            data.vocab.len()
+            "{}: no {ANSWERS_FILE}; evaluate a checkpoint written by train",
+            dir.display()
         )));
     }
-    check_fits(&checkpoint.config, &data, &dir.display().to_string())?;
+    check_checkpoint_data(&dir, &checkpoint.config, &data, &data_dir)?;
     let splits: Vec<String> = match &args.split {
         Some(s) => vec![data.split(s)?.name().to_string()],
         None => data

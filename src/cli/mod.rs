@@ -1,6 +1,7 @@
 //! The `sparsevlp` command line: argument definitions (clap derive) and dispatch.
 
 mod bench;
+mod das;
 mod data;
 mod eval;
 mod flops;
@@ -72,6 +73,12 @@ pub enum Command {
     ///
     /// Prints a table and writes the full report (per question type too) as JSON.
     Eval(eval::EvalArgs),
+    /// DAS layer skipping: search the layers to skip, train the skipped model, report.
+    ///
+    /// `das search` learns which k layers of a trained model are safe to skip,
+    /// `das train` trains adapters + head of the model with those layers skipped, and
+    /// `das report` does both per k and prints parameters, FLOPs, latency and accuracy.
+    Das(das::DasArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -90,5 +97,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Das(args) => das::run(&args),
     }
 }

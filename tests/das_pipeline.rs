@@ -409,6 +409,14 @@ fn report_measures_every_k_against_the_unskipped_model() {
         latency_batch: 8,
         budget: Duration::from_millis(50),
     };
+    // Too few batches per epoch for a search: refused before anything is trained.
+    let big = ReportOptions {
+        train: das_train_options(1, 64, 2e-3, 0),
+        ..opts.clone()
+    };
+    let err = run_report(&pre.run, &pre.data, &pre.data_dir, &big, &out, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("--batch"), "{err}");
+    assert!(!out.exists());
     let mut heard = Vec::new();
     let rows = run_report(&pre.run, &pre.data, &pre.data_dir, &opts, &out, &mut |r| {
         heard.push(r.k)

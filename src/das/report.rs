@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::pipeline::{
     chosen_layers, load_source_for, param_split, search, train, LayerChoice, SearchOptions,
 };
+use super::search::SearchConfig;
 use crate::atomic_file::write_atomically;
 use crate::bench::measure;
 use crate::data::files::write_json;
@@ -93,6 +94,16 @@ pub fn run_report(
         )));
     }
     drop(source);
+    let interval = SearchConfig::paper(1, opts.search_epochs, 0).interval;
+    let steps = data
+        .split(&opts.train.train_split)?
+        .len()
+        .div_ceil(opts.train.batch_size.max(1));
+    if ks.len() > 1 && steps < interval {
+        return Err(Error::invalid(format!(
+            "das report: {steps} training batches per epoch, fewer than the {interval} steps              between score updates of a search (use a smaller --batch)"
+        )));
+    }
     let latency_batch = first_batch(data, &opts.train.val_split, opts.latency_batch)?;
     let mut rows: Vec<KRow> = Vec::new();
     for k in ks {

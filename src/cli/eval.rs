@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::data::files::write_json;
-use crate::data::{prepare, VqaDataset};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::hf_checkpoint::HfCheckpoint;
 use crate::prune::{load_pruned, SPARSITY_FILE};
 use crate::train::evaluate;
-use crate::train::run_dir::checkpoint_dir;
-use crate::train::setup::{check_vocab, data_config, resolve_data_dir};
+use crate::train::run_dir::{checkpoint_dir, ANSWERS_FILE};
+use crate::train::setup::{check_checkpoint_data, open_data};
 use crate::train::trainer::SplitReports;
 
 /// Options of `sparsevlp eval`.
@@ -46,10 +45,16 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     } else {
         HfCheckpoint::load(&dir)?
     };
-    let data_dir = resolve_data_dir(args.data.as_deref(), &mut |m| eprintln!("{m}"))?;
-    let dataset = VqaDataset::open(&data_dir)?;
-    let data = prepare(&dataset, &data_config(&checkpoint.config, &dataset))?;
-    check_vocab(&dir, &checkpoint.config, &data)?;
+    let (_, data) = open_data(&checkpoint.config, args.data.as_deref(), &mut |m| {
+        eprintln!("{m}")
+    })?;
+    if !dir.join(ANSWERS_FILE).is_file() {
+        return Err(Error::invalid(format!(
+            "{}: no {ANSWERS_FILE}; evaluate a checkpoint written by train",
+            dir.display()
+        )));
+    }
+    check_checkpoint_data(&dir, &checkpoint.config, &data)?;
     let splits: Vec<String> = match &args.split {
         Some(s) => vec![data.split(s)?.name().to_string()],
         None => data

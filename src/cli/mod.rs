@@ -1,6 +1,7 @@
 //! The `sparsevlp` command line: argument definitions (clap derive) and dispatch.
 
 mod bench;
+mod das;
 mod data;
 mod eval;
 mod flops;
@@ -87,6 +88,12 @@ pub enum Command {
     /// group, parameters, FLOPs, the forward latency against the dense model, and the
     /// accuracy per split and answer type. `sparsevlp eval --checkpoint RUN2` evaluates it.
     Prune(Box<prune::PruneArgs>),
+    /// DAS layer skipping: search the layers to skip, train the skipped model, report.
+    ///
+    /// `das search` learns which k layers of a trained model are safe to skip,
+    /// `das train` trains adapters + head of the model with those layers skipped, and
+    /// `das report` does both per k and prints parameters, FLOPs, latency and accuracy.
+    Das(das::DasArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -106,5 +113,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Prune(args) => prune::run(&args),
+        Command::Das(args) => das::run(&args),
     }
 }

@@ -3,7 +3,8 @@
 //! ([`search`]), its stored result `das.json` ([`record`]) and the adapter layouts of the
 //! search and final models ([`adapters`]).
 //!
-//! Use: build the model, [`adapters::prepare_search_model`], implement
+//! [`pipeline`] runs all of it on a trained checkpoint (search, then training of the
+//! skipped model); by hand: build the model, [`adapters::prepare_search_model`], implement
 //! [`search::SearchEnv`] (each call sets the model's skipped layers with
 //! [`crate::model::vqa::VqaModel::set_skipped_layers`] before its forward pass), run
 //! [`search::run_search`], save the [`record::DasRecord`] into the run; then either
@@ -13,6 +14,8 @@
 //! [`crate::model::vqa::VqaModel::das_frozen_params`] frozen.
 
 pub mod adapters;
+pub mod pipeline;
 pub mod policy;
 pub mod record;
+pub mod report;
 pub mod search;

@@ -6,7 +6,7 @@
 
 use super::vilt_positions::PatchGrid;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{Element, Tensor};
 
 /// The op name of input errors.
 const OP: &str = "ViLT images";
@@ -57,9 +57,38 @@ pub fn image_patches(
             ),
         ));
     }
-    let pixels = pixel_values.to_vec_f64();
+    // f32 host tensors are cut in place; anything else (other dtypes, device tensors)
+    // through f64.
+    let patches = match pixel_values.as_slice::<f32>() {
+        Ok(values) => cut_patches(values, c, h, w, patch, grid)?,
+        Err(_) => {
+            let values = pixel_values.to_vec_f64();
+            cut_patches(&values, c, h, w, patch, grid)?.to_dtype(pixel_values.dtype())
+        }
+    }
+    .reshape([b, grid.len(), c * patch * patch])?;
+    let patch_mask = match pixel_mask.as_slice::<f32>() {
+        Ok(mask) => sample_mask(mask, h, w, grid)?,
+        Err(_) => sample_mask(&pixel_mask.to_vec_f64(), h, w, grid)?,
+    }
+    .reshape([b, grid.len()])?
+    .to_dtype(pixel_values.dtype());
+    Ok((patches, patch_mask, grid))
+}
+
+/// The patches of images `pixels` (`[C, H, W]` each, back to back) in their own element
+/// type (cutting only copies, so no rounding): a flat `[images · grid, C·p·p]` tensor.
+fn cut_patches<T: Element>(
+    pixels: &[T],
+    c: usize,
+    h: usize,
+    w: usize,
+    patch: usize,
+    grid: PatchGrid,
+) -> Result<Tensor> {
+    let images = pixels.len() / (c * h * w);
     let dim = c * patch * patch;
-    let mut patches = Vec::with_capacity(b * grid.len() * dim);
+    let mut patches = Vec::with_capacity(images * grid.len() * dim);
     for image in pixels.chunks(c * h * w) {
         for r in 0..grid.rows {
             for col in 0..grid.cols {
@@ -72,8 +101,13 @@ pub fn image_patches(
             }
         }
     }
-    let mask = pixel_mask.to_vec_f64();
-    let mut patch_mask = Vec::with_capacity(b * grid.len());
+    Tensor::from_vec(patches, [images * grid.len(), dim])
+}
+
+/// The pixel mask (`[H, W]` per image, back to back) sampled once per patch by nearest
+/// neighbour, in its own element type: a flat `[images · grid]` tensor.
+fn sample_mask<T: Element>(mask: &[T], h: usize, w: usize, grid: PatchGrid) -> Result<Tensor> {
+    let mut patch_mask = Vec::with_capacity(mask.len() / (h * w) * grid.len());
     for image in mask.chunks(h * w) {
         for r in 0..grid.rows {
             let y = nearest_source(r, h, grid.rows);
@@ -82,12 +116,8 @@ pub fn image_patches(
             }
         }
     }
-    let dtype = pixel_values.dtype();
-    Ok((
-        Tensor::from_vec(patches, [b, grid.len(), dim])?.to_dtype(dtype),
-        Tensor::from_vec(patch_mask, [b, grid.len()])?.to_dtype(dtype),
-        grid,
-    ))
+    let n = patch_mask.len();
+    Tensor::from_vec(patch_mask, [n])
 }
 
 #[cfg(test)]

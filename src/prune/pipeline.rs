@@ -41,7 +41,7 @@ use crate::nn::Mode;
 use crate::train::evaluate::evaluate;
 use crate::train::loss::{build_objective, LossKind};
 use crate::train::run_dir::{checkpoint_dir, load_record, TrainerRecord, ANSWERS_FILE};
-use crate::train::setup::check_vocab;
+use crate::train::setup::check_checkpoint_data;
 use crate::train::trainer::SplitReports;
 use crate::train::{forward_batch, StepHook, StepRecord, TrainOptions, Trainer};
 
@@ -189,7 +189,7 @@ pub fn open_input(run: &Path, data: &Prepared) -> Result<(PathBuf, HfCheckpoint,
         ))
     })?;
     let checkpoint = HfCheckpoint::load(&dir)?;
-    check_vocab(&dir, &checkpoint.config, data)?;
+    check_checkpoint_data(&dir, &checkpoint.config, data)?;
     Ok((dir, checkpoint, record))
 }
 

@@ -14,9 +14,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::run_dir::{load_answers, ANSWERS_FILE};
 use crate::data::synth::{self, SynthConfig};
 use crate::data::{
-    DataConfig, GridConfig, ImageConfig, Prepared, VisualKind, VqaDataset, MANIFEST,
+    prepare, DataConfig, GridConfig, ImageConfig, Prepared, VisualKind, VqaDataset, MANIFEST,
 };
 use crate::error::{Error, Result};
 use crate::model::config::{Arch, ModelConfig};
@@ -106,18 +107,33 @@ pub fn check_fits(config: &ModelConfig, data: &Prepared, what: &str) -> Result<(
     Ok(())
 }
 
-/// Fails unless the checkpoint in `dir` (model `config`) was trained on `data`: its
-/// saved answer vocabulary must be the data's, and its sizes must fit ([`check_fits`]).
-pub fn check_vocab(dir: &Path, config: &ModelConfig, data: &Prepared) -> Result<()> {
-    let answers = super::run_dir::load_answers(dir)?;
-    if answers != data.vocab.answers() {
-        return Err(Error::invalid(format!(
-            "{}: the checkpoint's answer vocabulary ({} answers) is not the data's ({} \
-             answers); use the data the model was trained on",
-            dir.display(),
-            answers.len(),
-            data.vocab.len()
-        )));
+/// Opens the dataset `data` (default: [`resolve_data_dir`]) and prepares it for a model
+/// of `config`: the directory it came from and the prepared data.
+pub fn open_data(
+    config: &ModelConfig,
+    data: Option<&Path>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(PathBuf, Prepared)> {
+    let dir = resolve_data_dir(data, progress)?;
+    let dataset = VqaDataset::open(&dir)?;
+    let prepared = prepare(&dataset, &data_config(config, &dataset))?;
+    Ok((dir, prepared))
+}
+
+/// Fails unless the checkpoint in `dir` (model `config`) fits `data`: [`check_fits`], and when the checkpoint holds an answer vocabulary
+/// ([`ANSWERS_FILE`]), it must be the data's.
+pub fn check_checkpoint_data(dir: &Path, config: &ModelConfig, data: &Prepared) -> Result<()> {
+    if dir.join(ANSWERS_FILE).is_file() {
+        let answers = load_answers(dir)?;
+        if answers != data.vocab.answers() {
+            return Err(Error::invalid(format!(
+                "{}: the checkpoint's answer vocabulary ({} answers) is not the data's \
+                 ({} answers); use the data the model was trained on",
+                dir.display(),
+                answers.len(),
+                data.vocab.len()
+            )));
+        }
     }
     check_fits(config, data, &dir.display().to_string())
 }

@@ -59,6 +59,9 @@ pub struct TrainOptions {
     pub warmup_frac: f64,
     /// AdamW weight decay of matrices.
     pub weight_decay: f64,
+    /// AdamW β2 (0.999; DAS uses 0.98). Older runs without it read 0.999.
+    #[serde(default = "default_beta2")]
+    pub beta2: f64,
     /// Global gradient-norm clip (`None`: no clipping).
     pub clip_norm: Option<f64>,
     /// The seed of shuffling and dropout.
@@ -83,6 +86,7 @@ impl Default for TrainOptions {
             head_lr_mult: 1.0,
             warmup_frac: 0.1,
             weight_decay: 0.01,
+            beta2: default_beta2(),
             clip_norm: Some(1.0),
             seed: 0,
             train_split: "train".into(),
@@ -90,6 +94,11 @@ impl Default for TrainOptions {
             eval_batch_size: 128,
         }
     }
+}
+
+/// The AdamW β2 of [`TrainOptions::default`].
+fn default_beta2() -> f64 {
+    0.999
 }
 
 /// The dropout seed of the 1-based optimizer step `step` of a run seeded `seed`.
@@ -195,6 +204,7 @@ impl<'d> Trainer<'d> {
         };
         let config = OptimConfig {
             weight_decay: options.weight_decay,
+            beta2: options.beta2,
             clip_norm: options.clip_norm,
             ..OptimConfig::new(schedule)
         };

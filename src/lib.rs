@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod das;
 pub mod data;
+pub mod demo;
 pub mod device;
 pub mod error;
 pub mod flops;

@@ -7,8 +7,7 @@ use clap::Args;
 
 use crate::data::files::write_json;
 use crate::error::{Error, Result};
-use crate::model::hf_checkpoint::HfCheckpoint;
-use crate::prune::{load_pruned, SPARSITY_FILE};
+use crate::prune::load_checkpoint;
 use crate::train::evaluate;
 use crate::train::run_dir::{checkpoint_dir, ANSWERS_FILE};
 use crate::train::setup::{check_checkpoint_data, open_data};
@@ -40,11 +39,7 @@ pub struct EvalArgs {
 pub fn run(args: &EvalArgs) -> Result<()> {
     let dir = checkpoint_dir(&args.checkpoint)?;
     // A pruned checkpoint comes back with its masks and per-matrix formats.
-    let mut checkpoint = if dir.join(SPARSITY_FILE).is_file() {
-        load_pruned(&dir)?.0
-    } else {
-        HfCheckpoint::load(&dir)?
-    };
+    let mut checkpoint = load_checkpoint(&dir)?;
     let (_, data) = open_data(&checkpoint.config, args.data.as_deref(), &mut |m| {
         eprintln!("{m}")
     })?;

@@ -29,7 +29,7 @@ use crate::model::hf_checkpoint::HfCheckpoint;
 use crate::model::structure::LayerKind;
 use crate::model::vqa::VqaModel;
 use crate::nn::{Init, Module};
-use crate::prune::{load_pruned, MASKS_FILE, SPARSITY_FILE};
+use crate::prune::{load_checkpoint, MASKS_FILE, SPARSITY_FILE};
 use crate::train::loss::{build_objective, LossKind};
 use crate::train::run_dir::{checkpoint_dir, load_record, TRAINER_FILE};
 use crate::train::setup::check_checkpoint_data;
@@ -120,11 +120,7 @@ pub struct Source {
 pub fn load_source(path: &Path) -> Result<Source> {
     let dir = checkpoint_dir(path)?;
     let pruned = dir.join(SPARSITY_FILE).is_file();
-    let checkpoint = if pruned {
-        load_pruned(&dir)?.0
-    } else {
-        HfCheckpoint::load(&dir)?
-    };
+    let checkpoint = load_checkpoint(&dir)?;
     let loss = if dir.join(TRAINER_FILE).is_file() {
         load_record(&dir)?.loss.parse()?
     } else {

@@ -75,6 +75,16 @@ pub fn export_pruned(
     write_atomically(&dir.join(SPARSITY_FILE), json.as_bytes())
 }
 
+/// Loads any checkpoint directory: a pruned one (it has [`SPARSITY_FILE`]) with its masks
+/// and formats restored through [`load_pruned`], otherwise a plain [`HfCheckpoint`].
+pub fn load_checkpoint(dir: &Path) -> Result<HfCheckpoint> {
+    if dir.join(SPARSITY_FILE).is_file() {
+        Ok(load_pruned(dir)?.0)
+    } else {
+        HfCheckpoint::load(dir)
+    }
+}
+
 /// Loads a pruned checkpoint written by [`export_pruned`]: the model with every mask
 /// applied and every matrix in its recorded format, the masks, and the records.
 pub fn load_pruned(dir: &Path) -> Result<(HfCheckpoint, MaskSet, BTreeMap<String, MatrixRecord>)> {

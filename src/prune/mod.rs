@@ -20,7 +20,7 @@ mod report;
 mod search;
 
 pub use allocation::{Allocation, MatrixTarget};
-pub use export::{export_pruned, load_pruned, MatrixRecord, SPARSITY_FILE};
+pub use export::{export_pruned, load_checkpoint, load_pruned, MatrixRecord, SPARSITY_FILE};
 pub use format_choice::{choose_formats, CostModel, FormatChoice};
 pub use granularity::Granularity;
 pub use magnitude::magnitude_prune;

@@ -9,9 +9,9 @@ use serde_json::json;
 
 use super::loss::{build_objective, LossKind};
 use super::run_dir::checkpoint_dir;
-use super::setup::{check_fits, data_config, fit_to_data};
+use super::setup::{check_fits, fit_to_data};
 use super::{TrainOptions, Trainer};
-use crate::data::{prepare, Prepared, VqaDataset};
+use crate::data::Prepared;
 use crate::error::Result;
 use crate::model::config::ModelConfig;
 use crate::model::hf_checkpoint::HfCheckpoint;
@@ -43,12 +43,6 @@ impl RunSpec {
             None => Ok((ModelConfig::preset(&self.model)?, None)),
         }
     }
-}
-
-/// Opens the dataset in `data_dir` and prepares it for a model of `config`.
-pub fn load_data(config: &ModelConfig, data_dir: &Path) -> Result<Prepared> {
-    let dataset = VqaDataset::open(data_dir)?;
-    prepare(&dataset, &data_config(config, &dataset))
 }
 
 /// A trainer for a fresh run of `spec` on `data`, writing its run directory at `out`

@@ -16,7 +16,8 @@ pub mod trainer;
 
 pub use bridge::{backward_batch, batch_loss, forward_batch};
 pub use evaluate::{evaluate, predict};
-pub use launch::{load_data, start_run, RunSpec};
+pub use launch::{start_run, RunSpec};
 pub use optim::{OptimConfig, Optimizer, StepStats};
 pub use schedule::Schedule;
+pub use setup::load_data;
 pub use trainer::{StepHook, StepRecord, TrainOptions, TrainSummary, Trainer};

@@ -115,9 +115,14 @@ pub fn open_data(
     progress: &mut dyn FnMut(&str),
 ) -> Result<(PathBuf, Prepared)> {
     let dir = resolve_data_dir(data, progress)?;
-    let dataset = VqaDataset::open(&dir)?;
-    let prepared = prepare(&dataset, &data_config(config, &dataset))?;
+    let prepared = load_data(config, &dir)?;
     Ok((dir, prepared))
+}
+
+/// Opens the dataset in `data_dir` and prepares it for a model of `config`.
+pub fn load_data(config: &ModelConfig, data_dir: &Path) -> Result<Prepared> {
+    let dataset = VqaDataset::open(data_dir)?;
+    prepare(&dataset, &data_config(config, &dataset))
 }
 
 /// Fails unless the checkpoint in `dir` (model `config`) fits `data`: [`check_fits`], and when the checkpoint holds an answer vocabulary

@@ -1,0 +1,71 @@
+//! `sparsevlp demo` and `sparsevlp reproduce`: the whole pipeline on the built-in
+//! synthetic dataset (see [`crate::demo`]), printed as one table and written as a
+//! markdown report with CSV, JSON and SVG plots.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+
+use crate::demo::{run_plan, write_report, DemoPlan};
+use crate::error::{Error, Result};
+use crate::progress::format_duration;
+use crate::train::setup::resolve_data_dir;
+
+/// Options of `sparsevlp demo` and `sparsevlp reproduce`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the runs (DIR/runs, replaced on every start), report.md, results.csv,
+    /// results.json and the plots go.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The dataset directory. Default: the built-in synthetic dataset in .sparsevlp/synth,
+    /// generated there on first use.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// Runs `plan`, prints the table and writes the report into `--out` (default `default_out`).
+pub fn run(args: &DemoArgs, plan: &DemoPlan, default_out: &str) -> Result<()> {
+    let start = Instant::now();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(default_out));
+    std::fs::create_dir_all(&out).map_err(|source| Error::Io {
+        path: out.clone(),
+        source,
+    })?;
+    let data_dir = resolve_data_dir(args.data.as_deref(), &mut |m| eprintln!("{m}"))?;
+    let entries = run_plan(plan, &data_dir, &out)?;
+    let notes = format!(
+        "Model `{}` on `{}`; seeds {:?}; stage-1 epochs {}; every latency is the median \
+         forward time of a {}-example batch, all models timed in the same run. Accuracy \
+         columns are VQA accuracy (%) on test-id (the training distribution) and test-ood \
+         (each question type's dominant answer changed).",
+        plan.model,
+        data_dir.display(),
+        plan.seeds,
+        plan.epochs,
+        plan.latency_batch
+    );
+    let table = write_report(&out, &entries, &plan_chain(plan), &notes)?;
+    println!("{table}");
+    println!(
+        "finished in {}; report: {}",
+        format_duration(start.elapsed()),
+        out.join("report.md").display()
+    );
+    Ok(())
+}
+
+/// The model names along the pruning chain: the pruned run's source, then each sparsity.
+fn plan_chain(plan: &DemoPlan) -> Vec<String> {
+    let mut chain = vec![plan.prune_from.name().to_string()];
+    chain.extend(
+        plan.sparsities
+            .iter()
+            .map(|s| crate::demo::pruned_name(plan, *s)),
+    );
+    chain
+}

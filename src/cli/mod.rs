@@ -19,9 +19,9 @@ use crate::error::{Error, Result};
 
 /// sparsevlp — sparse transformer runtime for vision-language models (VQA).
 ///
-/// Transformer layers with explicit forward and backward passes on CPU (SIMD + threads),
-/// named-parameter safetensors checkpoints, and the road to sparse GPU kernels, VLP
-/// training, pruning and layer skipping (see the README for what this build contains).
+/// Train, debias, prune and layer-skip VQA models (LXMERT- and ViLT-style) with explicit
+/// forward and backward passes on the CPU (SIMD + threads) and CUDA kernels (dense and
+/// sparse; emulator-tested), and measure what sparsity really saves. Start with `demo`.
 #[derive(Debug, Parser)]
 #[command(name = "sparsevlp", version, about, long_about)]
 pub struct Cli {

@@ -1,8 +1,9 @@
 //! Sigmoid binary cross-entropy with soft targets, summed over answers and averaged over
 //! the batch — the standard VQA objective and the biased baseline.
 
+use super::inputs::take_saved;
 use super::{LossGrads, LossInputs, LossKind, Objective};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::{Module, Param};
 use crate::ops::loss::{bce_with_logits, bce_with_logits_backward, mean};
 use crate::tensor::Tensor;
@@ -26,10 +27,7 @@ impl Objective for Bce {
     }
 
     fn backward(&mut self) -> Result<LossGrads> {
-        let (logits, targets) = self
-            .saved
-            .take()
-            .ok_or_else(|| Error::invalid("bce: backward without a forward"))?;
+        let (logits, targets) = take_saved(&mut self.saved, LossKind::Bce)?;
         let b = logits.dims()[0];
         let dloss = Tensor::full([b], 1.0 / b as f64, logits.dtype());
         Ok(LossGrads {

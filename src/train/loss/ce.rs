@@ -1,9 +1,9 @@
 //! Softmax cross-entropy on the top answer (the argmax soft score), averaged over the
 //! batch size; examples without a top answer add 0.
 
-use super::inputs::{check_logits, check_top_answers, WeightedTopCe};
+use super::inputs::{check_logits, check_top_answers, take_saved, WeightedTopCe};
 use super::{LossGrads, LossInputs, LossKind, Objective};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::{Module, Param};
 
 /// CE on the main logits; no parameters.
@@ -28,10 +28,7 @@ impl Objective for Ce {
     }
 
     fn backward(&mut self) -> Result<LossGrads> {
-        let ce = self
-            .saved
-            .take()
-            .ok_or_else(|| Error::invalid("ce: backward without a forward"))?;
+        let ce = take_saved(&mut self.saved, LossKind::Ce)?;
         Ok(LossGrads {
             dlogits: ce.backward()?,
             dpooled: None,

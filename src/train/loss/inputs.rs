@@ -10,6 +10,13 @@ use crate::tensor::Tensor;
 /// `p ← clamp(p, ε, 1 − ε)`, so `log p ≥ ln 1e-6 ≈ −13.8` for answers the prior never saw.
 pub const PRIOR_EPS: f64 = 1e-6;
 
+/// What the last forward of `kind` saved; a backward without one is an error.
+pub(super) fn take_saved<T>(saved: &mut Option<T>, kind: LossKind) -> Result<T> {
+    saved
+        .take()
+        .ok_or_else(|| Error::invalid(format!("{kind}: backward without a forward")))
+}
+
 /// The `[B, A]` dimensions of the logits; `B` and `A` must both be at least 1.
 pub(super) fn check_logits(kind: LossKind, inputs: &LossInputs) -> Result<[usize; 2]> {
     let op = op_name(kind);

@@ -24,7 +24,9 @@
 //! accumulates the gate's gradients and returns ∂loss/∂pooled. Prediction uses the main
 //! logits only.
 
-use super::inputs::{check_logits, check_pooled, check_prior, check_targets, tensor_like};
+use super::inputs::{
+    check_logits, check_pooled, check_prior, check_targets, take_saved, tensor_like,
+};
 use super::{LossGrads, LossInputs, LossKind, Objective};
 use crate::error::{Error, Result};
 use crate::nn::{Init, Linear, Mode, Module, Param};
@@ -132,10 +134,7 @@ impl Objective for Lmh {
     }
 
     fn backward(&mut self) -> Result<LossGrads> {
-        let s = self
-            .saved
-            .take()
-            .ok_or_else(|| Error::invalid("lmh: backward without a forward"))?;
+        let s = take_saved(&mut self.saved, LossKind::Lmh)?;
         let [b, a] = [s.combined.dims()[0], s.combined.dims()[1]];
         let dloss = Tensor::full([b], 1.0 / b as f64, s.combined.dtype());
         // ∂u/∂x = 1, so the main term's logit gradient is its gradient on u.

@@ -2,9 +2,9 @@
 //! by how badly the bias prior predicts its answer, `(1 − p_b[top])^γ · CE(softmax(x), top)`,
 //! averaged over the batch size. Examples the prior already explains weigh almost nothing.
 
-use super::inputs::{check_logits, check_prior, check_top_answers, WeightedTopCe};
+use super::inputs::{check_logits, check_prior, check_top_answers, take_saved, WeightedTopCe};
 use super::{LossGrads, LossInputs, LossKind, Objective};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::{Module, Param};
 
 /// The focusing exponent γ of LPF (the paper's default).
@@ -37,10 +37,7 @@ impl Objective for Lpf {
     }
 
     fn backward(&mut self) -> Result<LossGrads> {
-        let ce = self
-            .saved
-            .take()
-            .ok_or_else(|| Error::invalid("lpf: backward without a forward"))?;
+        let ce = take_saved(&mut self.saved, LossKind::Lpf)?;
         Ok(LossGrads {
             dlogits: ce.backward()?,
             dpooled: None,

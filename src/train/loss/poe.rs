@@ -7,9 +7,11 @@
 //! the soft-score BCE does. The prior is clamped into `[PRIOR_EPS, 1 − PRIOR_EPS]` before
 //! its logarithm. Only the logits receive gradient; prediction uses the main logits alone.
 
-use super::inputs::{check_logits, check_prior, check_targets, clamp_prior, tensor_like};
+use super::inputs::{
+    check_logits, check_prior, check_targets, clamp_prior, take_saved, tensor_like,
+};
 use super::{LossGrads, LossInputs, LossKind, Objective};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::{Module, Param};
 use crate::ops::loss::logsumexp;
 use crate::tensor::Tensor;
@@ -48,10 +50,7 @@ impl Objective for Poe {
     }
 
     fn backward(&mut self) -> Result<LossGrads> {
-        let (log_probs, targets, logits) = self
-            .saved
-            .take()
-            .ok_or_else(|| Error::invalid("poe: backward without a forward"))?;
+        let (log_probs, targets, logits) = take_saved(&mut self.saved, LossKind::Poe)?;
         let dims @ [b, a] = [logits.dims()[0], logits.dims()[1]];
         // ∂/∂x_a of −Σ_c t_c log q_c = (Σ_c t_c) · q_a − t_a, with q = softmax(x + log p_b).
         let mut grad = vec![0.0; b * a];

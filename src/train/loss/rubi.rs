@@ -2,9 +2,11 @@
 //! element-wise by the sigmoid of the bias prior, `CE(x ⊙ σ(p_b), top)`, averaged over the
 //! batch size. The mask is a constant (the prior is not trained).
 
-use super::inputs::{check_logits, check_prior, check_top_answers, tensor_like, WeightedTopCe};
+use super::inputs::{
+    check_logits, check_prior, check_top_answers, take_saved, tensor_like, WeightedTopCe,
+};
 use super::{LossGrads, LossInputs, LossKind, Objective};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::{Module, Param};
 use crate::ops::loss::sigmoid;
 
@@ -39,10 +41,7 @@ impl Objective for Rubi {
     }
 
     fn backward(&mut self) -> Result<LossGrads> {
-        let (ce, mask) = self
-            .saved
-            .take()
-            .ok_or_else(|| Error::invalid("rubi: backward without a forward"))?;
+        let (ce, mask) = take_saved(&mut self.saved, LossKind::Rubi)?;
         let dmasked = ce.backward()?;
         let dims = [dmasked.dims()[0], dmasked.dims()[1]];
         let dlogits: Vec<f64> = dmasked

@@ -1,13 +1,15 @@
 //! Training-step throughput of a whole VQA model (`sparsevlp bench train`), the sparsevlp
 //! side of the comparison with tools/torch_train_bench.py: (a) the eval-mode forward of the
 //! whole model and (b) one training step — training-mode forward (dropout on), soft-score
-//! BCE, backward through every layer and an AdamW update of every parameter — both on the
+//! BCE, backward through every layer and the trainer's optimizer step (global-norm clipping,
+//! AdamW update of every parameter) — both on the
 //! same random batch, reported as median latency and samples per second.
 //!
 //! Weights are the preset's random initialisation with the requested answer count; inputs
 //! are random token ids, full masks, random region features / images (the inputs of
 //! `bench model`) and uniform random soft targets.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -15,9 +17,9 @@ use crate::flops::FlopInput;
 use crate::model::config::ModelConfig;
 use crate::model::vqa::{NamedTensors, VqaModel};
 use crate::nn::{Init, Mode, Module};
-use crate::ops::adamw::{adamw_step, AdamWConfig};
 use crate::ops::loss::{bce_with_logits, bce_with_logits_backward, mean};
 use crate::report::to_csv;
+use crate::train::{OptimConfig, Optimizer, Schedule};
 use crate::{DType, Tensor};
 
 use super::model::random_inputs;
@@ -55,50 +57,39 @@ pub struct TrainRow {
     pub samples_per_s: f64,
 }
 
-/// A model with the AdamW moment buffers of every parameter, in visiting order.
+/// A model and the trainer's optimizer ([`Optimizer`]: AdamW with its defaults, clipping
+/// included, at a constant learning rate of 1e-3).
 struct Trainer {
     model: VqaModel,
-    moments: Vec<(Tensor, Tensor)>,
-    adamw: AdamWConfig,
-    step: u64,
+    optimizer: Optimizer,
 }
 
 impl Trainer {
     fn new(model: VqaModel) -> Self {
-        let mut moments = Vec::new();
-        model.visit_params(&mut |p| {
-            let zeros = || Tensor::zeros(p.value.shape().clone(), p.value.dtype());
-            moments.push((zeros(), zeros()));
-        });
+        let schedule = Schedule {
+            peak: 1e-3,
+            warmup_steps: 0,
+            total_steps: u64::MAX,
+        };
         Trainer {
             model,
-            moments,
-            adamw: AdamWConfig::default(),
-            step: 0,
+            optimizer: Optimizer::new(OptimConfig::new(schedule), BTreeSet::new()),
         }
     }
 
     /// One step on `inputs` and soft `targets`; returns the batch-mean BCE.
     fn step(&mut self, inputs: &NamedTensors, targets: &Tensor) -> Result<f64> {
-        self.step += 1;
         self.model.zero_grad()?;
-        let mode = Mode::Train { seed: self.step };
+        let mode = Mode::Train {
+            seed: self.optimizer.steps_taken() + 1,
+        };
         let logits = self.model.forward_named(inputs, mode)?;
         let loss = mean(&bce_with_logits(&logits, targets)?)?;
         let b = logits.dims()[0];
         let dloss = Tensor::full([b], 1.0 / b as f64, logits.dtype());
         let dlogits = bce_with_logits_backward(&logits, targets, &dloss)?;
-        match &mut self.model {
-            VqaModel::DualStream(m) => m.backward(&dlogits).map(drop)?,
-            VqaModel::SingleStream(m) => m.backward(&dlogits)?,
-        }
-        let (moments, adamw, step) = (&mut self.moments, &self.adamw, self.step);
-        let mut index = 0;
-        self.model.for_each_param(&mut |p| {
-            let (m, v) = &mut moments[index];
-            index += 1;
-            adamw_step(&mut p.value, &p.grad, m, v, adamw, step)
-        })?;
+        self.model.backward(&dlogits, None)?;
+        self.optimizer.step(&mut [&mut self.model], &|_| 1.0)?;
         Ok(loss)
     }
 }
@@ -145,7 +136,7 @@ pub fn run_train_bench(
         } else {
             Err(Error::invalid(format!(
                 "bench train: the loss became {loss} at step {}",
-                trainer.step
+                trainer.optimizer.steps_taken()
             )))
         }
     })?;

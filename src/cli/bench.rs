@@ -53,7 +53,7 @@ pub enum BenchWhat {
     /// run. Writes DIR/model.{csv,md} with --out.
     Model(ModelArgs),
     /// Training throughput of a whole model: the eval forward, and one training step
-    /// (forward with dropout, BCE, backward, AdamW update of every parameter) on a random
+    /// (forward with dropout, BCE, backward, the trainer's clipped AdamW step) on a random
     /// batch; samples/s at the median latency. Writes DIR/train.{csv,md,json} with --out.
     Train(TrainArgs),
     /// What skipping layers saves (DAS): for each --k, the model with its last k layers

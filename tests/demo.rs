@@ -7,8 +7,11 @@ mod common;
 
 use common::sparsevlp;
 use sparsevlp::data::synth::{generate, SynthConfig};
-use sparsevlp::demo::{rows, run_plan, write_report, DemoPlan, Family, HEADER};
+use sparsevlp::demo::{
+    rows, run_plan, write_report, AllocationRule, DemoPlan, Family, PrunePair, HEADER,
+};
 use sparsevlp::report::text_table;
+use sparsevlp::train::loss::LossKind;
 
 #[test]
 fn demo_plan_runs_every_stage_and_the_report_matches_the_table() {
@@ -79,7 +82,8 @@ fn demo_plan_runs_every_stage_and_the_report_matches_the_table() {
     }
 
     // The files carry the printed table's numbers.
-    let table = write_report(&out, &entries, &["lpf".into()], "test run").unwrap();
+    let chains = [("lpf+lmh".to_string(), vec!["lpf".to_string()])];
+    let table = write_report(&out, &entries, &chains, "test run").unwrap();
     let table_rows = rows(&entries);
     assert_eq!(table, text_table(&HEADER, &table_rows));
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
@@ -104,6 +108,70 @@ fn demo_plan_runs_every_stage_and_the_report_matches_the_table() {
     for plot in ["accuracy_vs_sparsity.svg", "ood_vs_latency.svg"] {
         let svg = std::fs::read_to_string(out.join(plot)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{plot}");
+    }
+}
+
+#[test]
+fn compression_plan_prunes_every_pipeline_uniformly_and_by_modality() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let synth = SynthConfig {
+        questions: 400,
+        image_size: 32,
+        ..SynthConfig::default()
+    };
+    generate(&data_dir, &synth, &mut |_| {}).unwrap();
+    let plan = DemoPlan {
+        seeds: vec![3],
+        epochs: 1,
+        losses: vec![LossKind::Bce, LossKind::Lpf],
+        prune: vec![
+            PrunePair {
+                stage1: LossKind::Bce,
+                mask: LossKind::Bce,
+            },
+            PrunePair {
+                stage1: LossKind::Lpf,
+                mask: LossKind::Lmh,
+            },
+        ],
+        sparsities: vec![0.7],
+        prune_epochs: 1,
+        latency_batch: 4,
+        latency_budget_ms: 10,
+        ..DemoPlan::compression()
+    };
+    assert_eq!(
+        plan.allocations,
+        [AllocationRule::Uniform, AllocationRule::Modality]
+    );
+    let entries = run_plan(&plan, &data_dir, &tmp.path().join("out")).unwrap();
+    let names: Vec<&str> = entries.iter().map(|e| e.model.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "bce",
+            "lpf",
+            "bce+bce 70%",
+            "bce+bce 70% modality",
+            "lpf+lmh 70%",
+            "lpf+lmh 70% modality"
+        ]
+    );
+    let by_name = |n: &str| entries.iter().find(|e| e.model == n).unwrap();
+    for pair in ["bce+bce", "lpf+lmh"] {
+        let uniform = by_name(&format!("{pair} 70%")).facts.nonzero_params as f64;
+        let modality = by_name(&format!("{pair} 70% modality"))
+            .facts
+            .nonzero_params as f64;
+        let dense = by_name(&pair[..3]).facts.nonzero_params as f64;
+        assert!(uniform < 0.6 * dense, "{pair}: {uniform} of {dense}");
+        // The budget equation keeps the overall sparsity: both prune the same count to
+        // within the rounding of the solved group.
+        assert!(
+            (modality - uniform).abs() < 0.02 * dense,
+            "{pair}: modality {modality} vs uniform {uniform}"
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::Args;
 
-use crate::demo::{run_plan, write_report, DemoPlan};
+use crate::demo::{pruned_name, run_plan, write_report, Chain, DemoPlan};
 use crate::error::{Error, Result};
 use crate::progress::format_duration;
 use crate::train::setup::resolve_data_dir;
@@ -23,6 +23,37 @@ pub struct DemoArgs {
     /// generated there on first use.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+}
+
+/// Which grid `sparsevlp reproduce` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Grid {
+    /// Three seeds of the demo's pipeline: BCE / LMH / LPF, lpf+lmh at 50/70/90%, DAS
+    /// with k = 1 and 2 (tiny-single).
+    Full,
+    /// The compression table: bce+bce, lmh+lmh and lpf+lmh at 50/70/90%, uniform and
+    /// modality-specific (sensitivity-based) allocations, three seeds (tiny-dual).
+    Compression,
+}
+
+/// Options of `sparsevlp reproduce`.
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    /// The grid to run.
+    #[arg(long, value_enum, default_value_t = Grid::Full)]
+    pub grid: Grid,
+    #[command(flatten)]
+    pub common: DemoArgs,
+}
+
+impl ReproduceArgs {
+    /// The plan of the chosen grid and its default output directory.
+    pub fn plan(&self) -> (DemoPlan, &'static str) {
+        match self.grid {
+            Grid::Full => (DemoPlan::reproduce(), "reproduce"),
+            Grid::Compression => (DemoPlan::compression(), "reproduce-compression"),
+        }
+    }
 }
 
 /// Runs `plan`, prints the table and writes the report into `--out` (default `default_out`).
@@ -49,7 +80,7 @@ pub fn run(args: &DemoArgs, plan: &DemoPlan, default_out: &str) -> Result<()> {
         plan.epochs,
         plan.latency_batch
     );
-    let table = write_report(&out, &entries, &plan_chain(plan), &notes)?;
+    let table = write_report(&out, &entries, &plan_chains(plan), &notes)?;
     println!("{table}");
     println!(
         "finished in {}; report: {}",
@@ -59,13 +90,16 @@ pub fn run(args: &DemoArgs, plan: &DemoPlan, default_out: &str) -> Result<()> {
     Ok(())
 }
 
-/// The model names along the pruning chain: the pruned run's source, then each sparsity.
-fn plan_chain(plan: &DemoPlan) -> Vec<String> {
-    let mut chain = vec![plan.prune_from.name().to_string()];
-    chain.extend(
-        plan.sparsities
-            .iter()
-            .map(|s| crate::demo::pruned_name(plan, *s)),
-    );
-    chain
+/// One chain per pruning pipeline and allocation rule: the pruned run's source, then
+/// each sparsity.
+fn plan_chains(plan: &DemoPlan) -> Vec<Chain> {
+    let mut chains = Vec::new();
+    for &pair in &plan.prune {
+        for &rule in &plan.allocations {
+            let mut chain = vec![pair.stage1.name().to_string()];
+            chain.extend(plan.sparsities.iter().map(|&s| pruned_name(pair, s, rule)));
+            chains.push((format!("{pair} ({rule})"), chain));
+        }
+    }
+    chains
 }

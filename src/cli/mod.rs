@@ -46,9 +46,11 @@ pub enum Command {
     /// parameters, FLOPs, forward latency, accuracy on test-id and test-ood per answer
     /// type. Writes report.md, results.csv, results.json and two SVG plots to --out.
     Demo(demo::DemoArgs),
-    /// The full experiment grid behind the published tables (three seeds, more
-    /// sparsities and skip counts; see README.md for its run time). Same outputs as demo.
-    Reproduce(demo::DemoArgs),
+    /// The experiment grids behind the published tables: `--grid full` (three seeds, more
+    /// sparsities and skip counts) or `--grid compression` (three pruning pipelines,
+    /// uniform and modality-specific allocations); see README.md for run times. Same
+    /// outputs as demo.
+    Reproduce(demo::ReproduceArgs),
     /// Show the build, CPU features, thread count and GPU status.
     ///
     /// Prints the version, the SIMD level the CPU kernels use (AVX-512, AVX2 or scalar),
@@ -120,7 +122,10 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Demo(args) => demo::run(&args, &DemoPlan::demo(), "demo"),
-        Command::Reproduce(args) => demo::run(&args, &DemoPlan::reproduce(), "reproduce"),
+        Command::Reproduce(args) => {
+            let (plan, out) = args.plan();
+            demo::run(&args.common, &plan, out)
+        }
         Command::Info(args) => info::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Flops(args) => flops::run(&args),

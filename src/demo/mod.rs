@@ -5,7 +5,8 @@
 //! a markdown report, CSV/JSON and two SVG plots.
 //!
 //! [`DemoPlan::demo`] is the ≤ 10-minute tour (one seed); [`DemoPlan::reproduce`] is the
-//! full grid (three seeds, more sparsities and skip counts).
+//! full grid (three seeds, more sparsities and skip counts); [`DemoPlan::compression`] is
+//! the compression table (three pruning pipelines, uniform and modality-specific).
 
 mod measure;
 mod plan;
@@ -13,6 +14,6 @@ mod report;
 mod stages;
 
 pub use measure::{forward_latency_ms, model_facts, ModelFacts, EVAL_SPLITS};
-pub use plan::{pruned_name, skipped_name, DemoPlan};
-pub use report::{frontier_plot, rows, sparsity_plot, write_report, Entry, Family, HEADER};
+pub use plan::{pruned_name, skipped_name, AllocationRule, DemoPlan, PrunePair};
+pub use report::{frontier_plot, rows, sparsity_plot, write_report, Chain, Entry, Family, HEADER};
 pub use stages::run_plan;

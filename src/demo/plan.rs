@@ -1,7 +1,44 @@
-//! What the demo and the reproduction run: model, seeds, epochs, losses, sparsities,
-//! skip counts.
+//! What the demo and the reproductions run: model, seeds, epochs, losses, pruning
+//! pipelines, sparsities and allocations, skip counts.
+
+use std::fmt;
 
 use crate::train::loss::LossKind;
+
+/// How a pruned subnetwork's overall sparsity is spread over the matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocationRule {
+    /// Every prunable matrix at the overall sparsity.
+    Uniform,
+    /// Modality-specific (s_L, s_R, s_X), chosen by the sensitivity-based allocator of
+    /// `prune search` ([`crate::prune::Sensitivity`]) on the stage-1 model.
+    Modality,
+}
+
+impl fmt::Display for AllocationRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AllocationRule::Uniform => "uniform",
+            AllocationRule::Modality => "modality",
+        })
+    }
+}
+
+/// One pruning pipeline "X+Y": mask training with objective `mask` of the stage-1 model
+/// trained with `stage1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrunePair {
+    /// X: the stage-1 objective (the run that is pruned).
+    pub stage1: LossKind,
+    /// Y: the mask-training objective.
+    pub mask: LossKind,
+}
+
+impl fmt::Display for PrunePair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}+{}", self.stage1, self.mask)
+    }
+}
 
 /// The experiment grid.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,12 +51,12 @@ pub struct DemoPlan {
     pub epochs: usize,
     /// Stage-1 objectives, each trained in full.
     pub losses: Vec<LossKind>,
-    /// The stage-1 run that is pruned (X of "X+Y").
-    pub prune_from: LossKind,
-    /// The mask-training objective (Y of "X+Y").
-    pub prune_loss: LossKind,
+    /// The pruning pipelines "X+Y" (each X must be one of `losses`).
+    pub prune: Vec<PrunePair>,
     /// Overall sparsities of the pruned subnetworks.
     pub sparsities: Vec<f64>,
+    /// How each pruned subnetwork's sparsity is allocated (one subnetwork per rule).
+    pub allocations: Vec<AllocationRule>,
     /// Epochs of mask training.
     pub prune_epochs: usize,
     /// The stage-1 run DAS starts from.
@@ -28,7 +65,8 @@ pub struct DemoPlan {
     pub skip: Vec<usize>,
     /// Epochs of the DAS search and of the adapter training.
     pub das_epochs: usize,
-    /// Also skip layers of the sparsest pruned model (pruned + skipped).
+    /// Also skip layers of the sparsest pruned model of the first pipeline and
+    /// allocation (pruned + skipped).
     pub das_on_pruned: bool,
     /// Examples in the latency batch.
     pub latency_batch: usize,
@@ -45,9 +83,12 @@ impl DemoPlan {
             seeds: vec![0],
             epochs: 3,
             losses: vec![LossKind::Bce, LossKind::Lmh, LossKind::Lpf],
-            prune_from: LossKind::Lpf,
-            prune_loss: LossKind::Lmh,
+            prune: vec![PrunePair {
+                stage1: LossKind::Lpf,
+                mask: LossKind::Lmh,
+            }],
             sparsities: vec![0.5, 0.9],
+            allocations: vec![AllocationRule::Uniform],
             prune_epochs: 2,
             das_from: LossKind::Lmh,
             skip: vec![1],
@@ -72,16 +113,35 @@ impl DemoPlan {
             ..DemoPlan::demo()
         }
     }
+
+    /// The compression table (issue 8 of the tracker): the dual-stream tiny model (it has
+    /// language, visual and cross groups), three seeds, bce+bce, lmh+lmh and lpf+lmh at
+    /// 50/70/90% with uniform and modality-specific allocations; no DAS.
+    pub fn compression() -> Self {
+        let pair = |stage1, mask| PrunePair { stage1, mask };
+        DemoPlan {
+            model: "tiny-dual".into(),
+            prune: vec![
+                pair(LossKind::Bce, LossKind::Bce),
+                pair(LossKind::Lmh, LossKind::Lmh),
+                pair(LossKind::Lpf, LossKind::Lmh),
+            ],
+            allocations: vec![AllocationRule::Uniform, AllocationRule::Modality],
+            skip: Vec::new(),
+            das_on_pruned: false,
+            ..DemoPlan::reproduce()
+        }
+    }
 }
 
-/// The row name of the subnetwork pruned to `sparsity`: "X+Y S%".
-pub fn pruned_name(plan: &DemoPlan, sparsity: f64) -> String {
-    format!(
-        "{}+{} {:.0}%",
-        plan.prune_from,
-        plan.prune_loss,
-        sparsity * 100.0
-    )
+/// The row name of the subnetwork of `pair` pruned to `sparsity` under `rule`: "X+Y S%"
+/// (uniform) or "X+Y S% modality".
+pub fn pruned_name(pair: PrunePair, sparsity: f64, rule: AllocationRule) -> String {
+    let name = format!("{pair} {:.0}%", sparsity * 100.0);
+    match rule {
+        AllocationRule::Uniform => name,
+        AllocationRule::Modality => format!("{name} {rule}"),
+    }
 }
 
 /// The row name of a model with `k` layers skipped by DAS, starting from `base`.

@@ -172,36 +172,45 @@ fn points(
     pts
 }
 
-/// Accuracy (test-id and test-ood) against weight sparsity, over the dense and pruned
-/// models of the pruning chain (`chain`: model names, the unpruned start first).
-pub fn sparsity_plot(entries: &[Entry], chain: &[String]) -> LinePlot {
-    let picked: Vec<Entry> = entries
-        .iter()
-        .filter(|e| chain.contains(&e.model))
-        .cloned()
-        .collect();
+/// A pruning chain: a panel title and its model names, the unpruned start first.
+pub type Chain = (String, Vec<String>);
+
+/// Accuracy (test-id and test-ood) against weight sparsity, one panel per pruning chain
+/// over its dense and pruned models.
+pub fn sparsity_plot(entries: &[Entry], chains: &[Chain]) -> LinePlot {
     let all = [Family::Dense, Family::Pruned];
-    let series = ["test-id", "test-ood"]
-        .into_iter()
-        .map(|split| {
-            Series::new(
-                split,
-                points(&picked, &all, &|e| e.sparsity * 100.0, &|e| {
-                    accuracy(e, split, None)
-                }),
-            )
+    let panels = chains
+        .iter()
+        .map(|(title, chain)| {
+            let picked: Vec<Entry> = entries
+                .iter()
+                .filter(|e| chain.contains(&e.model))
+                .cloned()
+                .collect();
+            let series = ["test-id", "test-ood"]
+                .into_iter()
+                .map(|split| {
+                    Series::new(
+                        split,
+                        points(&picked, &all, &|e| e.sparsity * 100.0, &|e| {
+                            accuracy(e, split, None)
+                        }),
+                    )
+                })
+                .collect();
+            Panel {
+                title: title.clone(),
+                x_label: "sparsity %".into(),
+                y_label: "VQA accuracy %".into(),
+                log_y: false,
+                series,
+            }
         })
-        .collect();
+        .collect::<Vec<_>>();
     LinePlot {
         title: "Accuracy vs weight sparsity (mask training)".into(),
-        columns: 1,
-        panels: vec![Panel {
-            title: chain.join(" → "),
-            x_label: "sparsity %".into(),
-            y_label: "VQA accuracy %".into(),
-            log_y: false,
-            series,
-        }],
+        columns: panels.len().clamp(1, 3),
+        panels,
     }
 }
 
@@ -243,7 +252,7 @@ pub fn frontier_plot(entries: &[Entry]) -> LinePlot {
 pub fn write_report(
     out: &Path,
     entries: &[Entry],
-    chain: &[String],
+    chains: &[Chain],
     notes: &str,
 ) -> Result<String> {
     let rows = rows(entries);
@@ -260,7 +269,7 @@ pub fn write_report(
         ("results.json", json),
         (
             "accuracy_vs_sparsity.svg",
-            sparsity_plot(entries, chain).to_svg(),
+            sparsity_plot(entries, chains).to_svg(),
         ),
         ("ood_vs_latency.svg", frontier_plot(entries).to_svg()),
     ];

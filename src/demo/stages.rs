@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::measure::{forward_latency_ms, model_facts};
-use super::plan::{pruned_name, skipped_name, DemoPlan};
+use super::plan::{pruned_name, skipped_name, AllocationRule, DemoPlan, PrunePair};
 use super::report::{Entry, Family};
 use crate::das::pipeline::{
     das_train_options, load_source_for, search, train as das_train, LayerChoice, SearchOptions,
@@ -15,7 +15,9 @@ use crate::das::pipeline::{
 use crate::data::Prepared;
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
-use crate::prune::{load_checkpoint, prune_run, Allocation, Granularity, Method, PruneOptions};
+use crate::prune::{
+    load_checkpoint, prune_run, Allocation, Granularity, Method, PruneOptions, Sensitivity,
+};
 use crate::train::loss::LossKind;
 use crate::train::run_dir::BEST;
 use crate::train::TrainOptions;
@@ -114,34 +116,8 @@ fn run_seed(
             checkpoint: run.join(BEST),
         });
     }
-    let source = dir.join(plan.prune_from.name());
-    for &sparsity in &plan.sparsities {
-        let name = pruned_name(plan, sparsity);
-        let pruned = dir.join(dir_name(&name));
-        clock.note(&format!("seed {seed}: mask training {name}"));
-        let options = PruneOptions {
-            method: Method::Mask,
-            loss: Some(plan.prune_loss),
-            allocation: Allocation::Uniform(sparsity),
-            granularity: Granularity::Element,
-            train: TrainOptions {
-                epochs: plan.prune_epochs,
-                ..PruneOptions::default_train(seed)
-            },
-            finetune: None,
-            latency_budget: None,
-        };
-        prune_run(&source, data, &options, Some(&pruned), &mut |m| {
-            clock.note(m)
-        })?;
-        out.push(Trained {
-            model: name,
-            family: Family::Pruned,
-            sparsity,
-            skipped: 0,
-            seed,
-            checkpoint: pruned,
-        });
+    for &pair in &plan.prune {
+        out.extend(prune_stage(plan, data, dir, pair, seed, clock)?);
     }
     for &k in &plan.skip {
         let base = dir.join(plan.das_from.name()).join(BEST);
@@ -161,8 +137,11 @@ fn run_seed(
         });
     }
     let sparsest = plan.sparsities.iter().copied().max_by(f64::total_cmp);
-    if let (true, Some(&k), Some(sparsity)) = (plan.das_on_pruned, plan.skip.first(), sparsest) {
-        let name = pruned_name(plan, sparsity);
+    let first = plan.prune.first().zip(plan.allocations.first());
+    if let (true, Some(&k), Some(sparsity), Some((&pair, &rule))) =
+        (plan.das_on_pruned, plan.skip.first(), sparsest, first)
+    {
+        let name = pruned_name(pair, sparsity, rule);
         let base = dir.join(dir_name(&name));
         let model = skipped_name(&name, k);
         let run = dir.join(dir_name(&model));
@@ -176,6 +155,68 @@ fn run_seed(
             seed,
             checkpoint: run.join("train").join(BEST),
         });
+    }
+    Ok(out)
+}
+
+/// Stage 2 of the pipeline `pair`: mask training of its stage-1 run at every sparsity
+/// and allocation rule of the plan.
+fn prune_stage(
+    plan: &DemoPlan,
+    data: &Prepared,
+    dir: &Path,
+    pair: PrunePair,
+    seed: u64,
+    clock: &Clock,
+) -> Result<Vec<Trained>> {
+    let source = dir.join(pair.stage1.name());
+    let base = PruneOptions {
+        method: Method::Mask,
+        loss: Some(pair.mask),
+        allocation: Allocation::Uniform(0.0),
+        granularity: Granularity::Element,
+        train: TrainOptions {
+            epochs: plan.prune_epochs,
+            ..PruneOptions::default_train(seed)
+        },
+        finetune: None,
+        latency_budget: None,
+    };
+    let sensitivity = if plan.allocations.contains(&AllocationRule::Modality) {
+        clock.note(&format!(
+            "seed {seed}: group sensitivity of {}",
+            pair.stage1
+        ));
+        Some(Sensitivity::measure(&source, data, &base)?)
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    for &rule in &plan.allocations {
+        for &sparsity in &plan.sparsities {
+            let allocation = match (rule, &sensitivity) {
+                (AllocationRule::Modality, Some(s)) => s.allocation(sparsity)?,
+                _ => Allocation::Uniform(sparsity),
+            };
+            let name = pruned_name(pair, sparsity, rule);
+            let pruned = dir.join(dir_name(&name));
+            clock.note(&format!("seed {seed}: mask training {name}"));
+            let options = PruneOptions {
+                allocation,
+                ..base.clone()
+            };
+            prune_run(&source, data, &options, Some(&pruned), &mut |m| {
+                clock.note(m)
+            })?;
+            out.push(Trained {
+                model: name,
+                family: Family::Pruned,
+                sparsity,
+                skipped: 0,
+                seed,
+                checkpoint: pruned,
+            });
+        }
     }
     Ok(out)
 }

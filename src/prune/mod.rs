@@ -35,5 +35,6 @@ pub use pipeline::{
 };
 pub use report::{GroupRow, MatrixRow, PruneReport};
 pub use search::{
-    search, search_rows, SearchResult, SearchRow, AUTO_STEP, SEARCH_HEADER, SENSITIVITY_LEVELS,
+    search, search_rows, SearchResult, SearchRow, Sensitivity, AUTO_STEP, SEARCH_HEADER,
+    SENSITIVITY_LEVELS,
 };

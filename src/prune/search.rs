@@ -185,43 +185,72 @@ fn sensitivity(
     Ok(curves)
 }
 
-/// The allocation minimising the summed sensitivity under the budget for overall `s`.
-fn auto_allocation(
-    input: &HfCheckpoint,
-    s: f64,
-    curves: &BTreeMap<Modality, Vec<(f64, f64)>>,
-) -> Result<Allocation> {
-    let steps = (1.0 / AUTO_STEP).round() as usize;
-    let mut best: Option<(f64, Allocation)> = None;
-    for i in 0..=steps {
-        for j in 0..=steps {
-            let (l, v) = (i as f64 * AUTO_STEP, j as f64 * AUTO_STEP);
-            let allocation = modality(s, l, v);
-            let Ok(targets) = allocation.targets(&input.model) else {
-                continue;
-            };
-            let x = targets
+/// The automatic allocator's measurements on one trained run: each group's sensitivity
+/// curve, from which the allocation for any overall sparsity is chosen without measuring
+/// again.
+#[derive(Debug, Clone)]
+pub struct Sensitivity {
+    /// The run's model (for the group sizes of the budget equation).
+    input: HfCheckpoint,
+    /// Validation-loss increase per group at each of [`SENSITIVITY_LEVELS`].
+    curves: BTreeMap<Modality, Vec<(f64, f64)>>,
+}
+
+impl Sensitivity {
+    /// Measures the curves of the trained run `run` (its stage-1 objective on the
+    /// validation split, one-shot magnitude pruning at `base`'s granularity).
+    pub fn measure(run: &Path, data: &Prepared, base: &PruneOptions) -> Result<Sensitivity> {
+        let (dir, input, record) = open_input(run, data)?;
+        let kind = record.loss.parse()?;
+        let mut objective = build_objective(kind, input.config.hidden, record.options.seed)?;
+        load_objective(&dir, objective.as_mut())?;
+        let curves = sensitivity(&input, objective.as_mut(), data, base)?;
+        Ok(Sensitivity { input, curves })
+    }
+
+    /// The modality allocation minimising the summed sensitivity under the budget for
+    /// overall sparsity `s`; an error when no allocation reaches `s`.
+    pub fn allocation(&self, s: f64) -> Result<Allocation> {
+        let steps = (1.0 / AUTO_STEP).round() as usize;
+        let mut best: Option<(f64, Allocation)> = None;
+        for i in 0..=steps {
+            for j in 0..=steps {
+                let (l, v) = (i as f64 * AUTO_STEP, j as f64 * AUTO_STEP);
+                let allocation = modality(s, l, v);
+                let Ok(targets) = allocation.targets(&self.input.model) else {
+                    continue;
+                };
+                let x = targets
+                    .iter()
+                    .find(|t| t.modality == Modality::Cross)
+                    .map_or(s, |t| t.sparsity);
+                let cost: f64 = [
+                    (Modality::Language, l),
+                    (Modality::Visual, v),
+                    (Modality::Cross, x),
+                ]
                 .iter()
-                .find(|t| t.modality == Modality::Cross)
-                .map_or(s, |t| t.sparsity);
-            let cost: f64 = [
-                (Modality::Language, l),
-                (Modality::Visual, v),
-                (Modality::Cross, x),
-            ]
-            .iter()
-            .map(|(g, sg)| curves.get(g).map_or(0.0, |c| interpolate(c, *sg)))
-            .sum();
-            if best.as_ref().is_none_or(|(b, _)| cost < *b) {
-                best = Some((cost, allocation));
+                .map(|(g, sg)| self.curves.get(g).map_or(0.0, |c| interpolate(c, *sg)))
+                .sum();
+                if best.as_ref().is_none_or(|(b, _)| cost < *b) {
+                    best = Some((cost, allocation));
+                }
             }
         }
+        best.map(|(_, a)| a).ok_or_else(|| {
+            Error::invalid(format!(
+                "no modality allocation reaches an overall sparsity of {s}"
+            ))
+        })
     }
-    best.map(|(_, a)| a).ok_or_else(|| {
-        Error::invalid(format!(
-            "no modality allocation reaches an overall sparsity of {s}"
-        ))
-    })
+
+    /// The curves by group name.
+    fn named_curves(&self) -> BTreeMap<String, Vec<(f64, f64)>> {
+        self.curves
+            .iter()
+            .map(|(g, c)| (g.name().to_string(), c.clone()))
+            .collect()
+    }
 }
 
 /// Runs the grid with step `step` and the automatic allocator at overall sparsity `s`
@@ -266,11 +295,8 @@ pub fn search(
     }
     grid.sort_by(|a, b| b.on("val").total_cmp(&a.on("val")));
     progress("auto allocation: measuring each group's sensitivity");
-    let kind = record.loss.parse()?;
-    let mut objective = build_objective(kind, input.config.hidden, record.options.seed)?;
-    load_objective(&dir, objective.as_mut())?;
-    let curves = sensitivity(&input, objective.as_mut(), data, base)?;
-    let allocation = auto_allocation(&input, s, &curves)?;
+    let sensitivity = Sensitivity::measure(&dir, data, base)?;
+    let allocation = sensitivity.allocation(s)?;
     let (auto, outcome) = evaluate_point(&input, &record.loss, data, base, allocation, "auto")?;
     Ok(SearchResult {
         name: outcome.name,
@@ -278,10 +304,7 @@ pub fn search(
         grid,
         skipped,
         auto,
-        sensitivity: curves
-            .into_iter()
-            .map(|(g, c)| (g.name().to_string(), c))
-            .collect(),
+        sensitivity: sensitivity.named_curves(),
     })
 }
 

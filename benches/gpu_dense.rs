@@ -395,6 +395,7 @@ impl AttnInputs {
                 &self.k32,
                 &self.v32,
                 None,
+                None,
                 o,
                 lse,
             )

@@ -1,10 +1,15 @@
-// Flash-style multi-head attention, f32, forward and backward, as src/ops/attention.rs
-// (without dropout): out = softmax(Q·Kᵀ·scale + mask)·V per (batch, head), with
+// Flash-style multi-head attention, f32, forward and backward, as src/ops/attention.rs:
+// out = dropout(softmax(Q·Kᵀ·scale + mask))·V per (batch, head), with
 // q [B, Tq, H·D], k and v [B, Tk, H·D], an optional additive key-padding mask [B, Tk]
 // and out [B, Tq, H·D]. No Tq×Tk buffer exists anywhere: the forward streams key tiles
 // with an online softmax and saves only the log-sum-exp of every query row
 // (lse [B, H, Tq]); the backward recomputes the probabilities P = e^(S − lse) from it.
 // A query row whose every score is −∞ gets a zero output and lse = −∞ (as the CPU op).
+// Dropout on the probabilities (the f32 kernels; off when drop_threshold = 0) draws the
+// CPU op's counter-based mask (attn_drop in attention_tile.cuh): the forward scales the
+// P tile by it after the row sums (lse stays the undropped softmax's), the backward
+// applies it to P in dV += P̃ᵀ·dO and to dP before dS = P·(dP̃ − Δ) (Δ = Σ dO·O holds
+// unchanged because O is built from the dropped probabilities).
 //
 // Head dimensions up to 128, in two tile configurations picked by the launcher:
 // `d64` kernels take D ≤ 64, `d128` kernels D ≤ 128 (columns past D are zero-padded).
@@ -59,7 +64,8 @@ static __device__ __forceinline__ void attn_forward(const float* __restrict__ q,
                                                     const float* __restrict__ mask,
                                                     float* __restrict__ out,
                                                     float* __restrict__ lse, int H, int Tq,
-                                                    int Tk, int D, int has_mask, float scale) {
+                                                    int Tk, int D, int has_mask, float scale,
+                                                    AttnDropout dr) {
   using namespace attention_tile;
   constexpr int SD = DMAX + 1;          // row stride of [rows][DMAX] tiles
   constexpr int SP = BKV + PAD_P;       // row stride of the P tile
@@ -122,7 +128,9 @@ static __device__ __forceinline__ void attn_forward(const float* __restrict__ q,
 #pragma unroll
       for (int j = 0; j < TO; ++j) o[i][j] *= alpha;
 #pragma unroll
-      for (int j = 0; j < TS; ++j) Ps[(ty + i * RG) * SP + tx + j * CG] = s[i][j];
+      for (int j = 0; j < TS; ++j)
+        Ps[(ty + i * RG) * SP + tx + j * CG] =
+            s[i][j] * attn_drop(dr, b, h, H, q0 + ty + i * RG, Tq, k0 + tx + j * CG, Tk);
     }
     __syncthreads();
     if (SHARE_KV) {
@@ -152,20 +160,24 @@ extern "C" __global__ void __launch_bounds__(attention_tile::THREADS)
 attention_forward_d64_f32(const float* __restrict__ q, const float* __restrict__ k,
                           const float* __restrict__ v, const float* __restrict__ mask,
                           float* __restrict__ out, float* __restrict__ lse, int H, int Tq, int Tk,
-                          int D, int has_mask, float scale) {
+                          int D, int has_mask, float scale,
+    unsigned long long drop_seed, unsigned drop_threshold, float drop_scale) {
   using namespace attention_tile;
   attn_forward<64, FWD64_BQ, FWD64_BKV, false>(q, k, v, mask, out, lse, H, Tq, Tk, D, has_mask,
-                                               scale);
+                                               scale,
+      AttnDropout{drop_seed, drop_threshold, drop_scale});
 }
 
 extern "C" __global__ void __launch_bounds__(attention_tile::THREADS)
 attention_forward_d128_f32(const float* __restrict__ q, const float* __restrict__ k,
                            const float* __restrict__ v, const float* __restrict__ mask,
                            float* __restrict__ out, float* __restrict__ lse, int H, int Tq,
-                           int Tk, int D, int has_mask, float scale) {
+                           int Tk, int D, int has_mask, float scale,
+    unsigned long long drop_seed, unsigned drop_threshold, float drop_scale) {
   using namespace attention_tile;
   attn_forward<128, FWD128_BQ, FWD128_BKV, true>(q, k, v, mask, out, lse, H, Tq, Tk, D,
-                                                 has_mask, scale);
+                                                 has_mask, scale,
+      AttnDropout{drop_seed, drop_threshold, drop_scale});
 }
 
 // ---------------------------------------------------------------------------------------
@@ -202,7 +214,8 @@ static __device__ __forceinline__ void attn_backward_dkdv(
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     const float* __restrict__ mask, const float* __restrict__ dout,
     const float* __restrict__ lse, const float* __restrict__ delta, float* __restrict__ dk,
-    float* __restrict__ dv, int H, int Tq, int Tk, int D, int has_mask, float scale) {
+    float* __restrict__ dv, int H, int Tq, int Tk, int D, int has_mask, float scale,
+    AttnDropout dr) {
   using namespace attention_tile;
   constexpr int SD = DMAX + 1;
   constexpr int SP = BQ + PAD_P;   // row stride of the Pᵀ and dSᵀ tiles [BKV][BQ]
@@ -251,9 +264,11 @@ static __device__ __forceinline__ void attn_backward_dkdv(
 #pragma unroll
       for (int j = 0; j < TS; ++j) {
         const int c = tx + j * CG;
+        const float kd = attn_drop(dr, b, h, H, q0 + c, Tq, k0 + ty + i * RG, Tk);
         float p;
-        const float ds = attn_ds(s[i][j], dp[i][j], scale, bias[i], lse_s[c], delta_s[c], &p);
-        Pt[(ty + i * RG) * SP + c] = p;
+        const float ds =
+            attn_ds(s[i][j], dp[i][j] * kd, scale, bias[i], lse_s[c], delta_s[c], &p);
+        Pt[(ty + i * RG) * SP + c] = p * kd;
         dSt[(ty + i * RG) * SP + c] = ds;
       }
     }
@@ -271,7 +286,7 @@ static __device__ __forceinline__ void attn_backward_dq(
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     const float* __restrict__ mask, const float* __restrict__ dout,
     const float* __restrict__ lse, const float* __restrict__ delta, float* __restrict__ dq,
-    int H, int Tq, int Tk, int D, int has_mask, float scale) {
+    int H, int Tq, int Tk, int D, int has_mask, float scale, AttnDropout dr) {
   using namespace attention_tile;
   constexpr int SD = DMAX + 1;
   constexpr int SP = BKV + PAD_P;  // row stride of the dS tile [BQ][BKV]
@@ -314,9 +329,10 @@ static __device__ __forceinline__ void attn_backward_dq(
       const float bias = attn_key_bias(mask, has_mask, b, k0 + c, Tk);
 #pragma unroll
       for (int i = 0; i < TR; ++i) {
+        const float kd = attn_drop(dr, b, h, H, q0 + ty + i * RG, Tq, k0 + c, Tk);
         float p;
         dSs[(ty + i * RG) * SP + c] =
-            attn_ds(s[i][j], dp[i][j], scale, bias, row_lse[i], row_delta[i], &p);
+            attn_ds(s[i][j], dp[i][j] * kd, scale, bias, row_lse[i], row_delta[i], &p);
       }
     }
     __syncthreads();
@@ -332,10 +348,12 @@ attention_backward_dkdv_d64_f32(const float* __restrict__ q, const float* __rest
                                 const float* __restrict__ dout, const float* __restrict__ lse,
                                 const float* __restrict__ delta, float* __restrict__ dk,
                                 float* __restrict__ dv, int H, int Tq, int Tk, int D,
-                                int has_mask, float scale) {
+                                int has_mask, float scale,
+    unsigned long long drop_seed, unsigned drop_threshold, float drop_scale) {
   using namespace attention_tile;
   attn_backward_dkdv<64, BWD64_BQ, BWD64_BKV>(q, k, v, mask, dout, lse, delta, dk, dv, H, Tq,
-                                              Tk, D, has_mask, scale);
+                                              Tk, D, has_mask, scale,
+      AttnDropout{drop_seed, drop_threshold, drop_scale});
 }
 
 extern "C" __global__ void __launch_bounds__(attention_tile::THREADS)
@@ -344,10 +362,12 @@ attention_backward_dkdv_d128_f32(const float* __restrict__ q, const float* __res
                                  const float* __restrict__ dout, const float* __restrict__ lse,
                                  const float* __restrict__ delta, float* __restrict__ dk,
                                  float* __restrict__ dv, int H, int Tq, int Tk, int D,
-                                 int has_mask, float scale) {
+                                 int has_mask, float scale,
+    unsigned long long drop_seed, unsigned drop_threshold, float drop_scale) {
   using namespace attention_tile;
   attn_backward_dkdv<128, BWD128_BQ, BWD128_BKV>(q, k, v, mask, dout, lse, delta, dk, dv, H, Tq,
-                                                 Tk, D, has_mask, scale);
+                                                 Tk, D, has_mask, scale,
+      AttnDropout{drop_seed, drop_threshold, drop_scale});
 }
 
 extern "C" __global__ void __launch_bounds__(attention_tile::THREADS)
@@ -355,10 +375,12 @@ attention_backward_dq_d64_f32(const float* __restrict__ q, const float* __restri
                               const float* __restrict__ v, const float* __restrict__ mask,
                               const float* __restrict__ dout, const float* __restrict__ lse,
                               const float* __restrict__ delta, float* __restrict__ dq, int H,
-                              int Tq, int Tk, int D, int has_mask, float scale) {
+                              int Tq, int Tk, int D, int has_mask, float scale,
+    unsigned long long drop_seed, unsigned drop_threshold, float drop_scale) {
   using namespace attention_tile;
   attn_backward_dq<64, BWD64_BQ, BWD64_BKV>(q, k, v, mask, dout, lse, delta, dq, H, Tq, Tk, D,
-                                            has_mask, scale);
+                                            has_mask, scale,
+      AttnDropout{drop_seed, drop_threshold, drop_scale});
 }
 
 extern "C" __global__ void __launch_bounds__(attention_tile::THREADS)
@@ -366,10 +388,12 @@ attention_backward_dq_d128_f32(const float* __restrict__ q, const float* __restr
                                const float* __restrict__ v, const float* __restrict__ mask,
                                const float* __restrict__ dout, const float* __restrict__ lse,
                                const float* __restrict__ delta, float* __restrict__ dq, int H,
-                               int Tq, int Tk, int D, int has_mask, float scale) {
+                               int Tq, int Tk, int D, int has_mask, float scale,
+    unsigned long long drop_seed, unsigned drop_threshold, float drop_scale) {
   using namespace attention_tile;
   attn_backward_dq<128, BWD128_BQ, BWD128_BKV>(q, k, v, mask, dout, lse, delta, dq, H, Tq, Tk,
-                                               D, has_mask, scale);
+                                               D, has_mask, scale,
+      AttnDropout{drop_seed, drop_threshold, drop_scale});
 }
 
 // ---------------------------------------------------------------------------------------

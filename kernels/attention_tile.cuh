@@ -83,6 +83,23 @@ static __device__ __forceinline__ void attn_store(const float (&acc)[TR][TC], fl
 }
 
 // The additive mask of key `key` (−∞ past the last key).
+// Dropout on the probabilities (as src/ops/attention.rs): the factor of probability
+// (b, h, query, key) — 1/(1 − p) when kept, 0 when dropped, with the mask counter
+// ((b·H + h)·Tq + query)·Tk + key; exactly 1 when dropout is off (threshold 0).
+struct AttnDropout {
+  unsigned long long seed;
+  unsigned threshold;
+  float scale;
+};
+
+static __device__ __forceinline__ float attn_drop(const AttnDropout& dr, int b, int h, int H,
+                                                  int query, int Tq, int key, int Tk) {
+  if (dr.threshold == 0) return 1.f;
+  const unsigned long long i =
+      (((unsigned long long)b * H + h) * Tq + query) * (unsigned long long)Tk + key;
+  return svlp_dropout_keep(dr.seed, i, dr.threshold) ? dr.scale : 0.f;
+}
+
 static __device__ __forceinline__ float attn_key_bias(const float* __restrict__ mask, int has_mask,
                                                       int b, int key, int Tk) {
   if (key >= Tk) return -INFINITY;

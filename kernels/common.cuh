@@ -221,3 +221,20 @@ static __device__ __forceinline__ void svlp_column_partial(float* const (&partia
     }
   }
 }
+
+// Counter-based dropout (the CPU rule `hash_uniform(seed, i) >= p` of src/rng.rs and
+// src/ops/dropout.rs): element i is kept iff (mix64(seed ^ mix64(i)) >> 40) >= threshold,
+// threshold = ceil(p · 2^24), with mix64 the SplitMix64 finaliser.
+static __device__ __forceinline__ unsigned long long svlp_mix64(unsigned long long z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Whether element i survives dropout with `threshold` under `seed`.
+static __device__ __forceinline__ bool svlp_dropout_keep(unsigned long long seed,
+                                                         unsigned long long i,
+                                                         unsigned threshold) {
+  return (unsigned)(svlp_mix64(seed ^ svlp_mix64(i)) >> 40) >= threshold;
+}

@@ -6,8 +6,7 @@
 //   i = blockIdx.x·blockDim.x + threadIdx.x + j·gridDim.x·blockDim.x. No shared memory,
 //   no cooperation between threads.
 //
-// Dropout mask: element i is kept iff (mix64(seed ^ mix64(i)) >> 40) >= threshold, where
-// mix64 is the SplitMix64 finaliser and threshold = ceil(p · 2^24) — exactly the CPU rule
+// Dropout mask: `svlp_dropout_keep` of common.cuh — exactly the CPU rule
 // `hash_uniform(seed, i) >= p` of src/rng.rs and src/ops/dropout.rs, so both devices draw
 // the same mask. Kept values are multiplied by scale = 1/(1 − p); the backward applies the
 // same mask and scale to the output gradient.
@@ -16,14 +15,6 @@
 namespace elementwise_tile {
 constexpr int THREADS = 256;  // threads per block (the launcher uses the same)
 }  // namespace elementwise_tile
-
-// SplitMix64 finaliser (src/rng.rs `mix64`).
-static __device__ __forceinline__ unsigned long long svlp_mix64(unsigned long long z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 // y = a + b over n elements.
 extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) add_f32(const float* __restrict__ a, const float* __restrict__ b,
@@ -42,9 +33,7 @@ extern "C" __global__ void __launch_bounds__(elementwise_tile::THREADS) dropout_
   const unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;
   for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += step) {
-    const unsigned long long h = svlp_mix64(seed ^ svlp_mix64(i));
-    const bool keep = (unsigned)(h >> 40) >= threshold;
-    y[i] = keep ? x[i] * scale : 0.0f;
+    y[i] = svlp_dropout_keep(seed, i, threshold) ? x[i] * scale : 0.0f;
   }
 }
 

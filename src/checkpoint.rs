@@ -17,13 +17,15 @@ use half::{bf16, f16};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 
 use crate::atomic_file::write_atomically;
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::tensor::{CpuStorage, DType, Tensor};
 
 /// Writes `tensors` to `path` as safetensors, each converted to `dtype` on disk.
 ///
-/// Names must be unique (and not the reserved `__metadata__`). The write is atomic: on
+/// Names must be unique (and not the reserved `__metadata__`); tensors may live on any
+/// device. The write is atomic: on
 /// any failure the temporary file is removed and an existing `path` is left untouched.
 pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)], dtype: DType) -> Result<()> {
     let mut seen = HashSet::new();
@@ -41,8 +43,16 @@ pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)], dtype: DType) -> 
             ));
         }
     }
+    // Tensors on a GPU device are read back first.
+    let host = tensors
+        .iter()
+        .map(|(_, t)| match t.device() {
+            Device::Cpu => Ok(Cow::Borrowed(t)),
+            _ => t.to_device(Device::Cpu).map(Cow::Owned),
+        })
+        .collect::<Result<Vec<Cow<Tensor>>>>()?;
     let mut views = Vec::with_capacity(tensors.len());
-    for (name, tensor) in tensors {
+    for ((name, _), tensor) in tensors.iter().zip(&host) {
         views.push((
             name.as_str(),
             DiskView {

@@ -22,6 +22,7 @@ use sparsevlp::gpu::dense::{adamw as gadamw, bias_gelu as gbg, embedding as gemb
 use sparsevlp::gpu::dense::{layernorm as gln, loss as gloss, softmax as gsm, HalfType};
 use sparsevlp::gpu::GpuContext;
 use sparsevlp::ops;
+use sparsevlp::ops::attention::AttentionDropout;
 use sparsevlp::{Device, Tensor};
 
 // ---------------------------------------------------------------------------------------
@@ -209,7 +210,10 @@ fn gemm_launchers_refuse_bad_sizes() {
         ctx.alloc_bytes(4 * 1024).unwrap(),
         ctx.alloc_bytes(64).unwrap(),
     );
-    assert!(gattn::attention_forward(ctx, &shape, &big, &big, &big, None, &mut o, &mut l).is_err());
+    assert!(
+        gattn::attention_forward(ctx, &shape, &big, &big, &big, None, None, &mut o, &mut l)
+            .is_err()
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -586,87 +590,116 @@ const ATTN_CASES: &[(usize, usize, usize, usize, usize, bool)] = &[
     (1, 1, 20, 19, 128, false),
 ];
 
+/// With and without dropout on the probabilities (the GPU kernels must draw the CPU's
+/// mask: a different mask changes the outputs far beyond the tolerance).
 #[test]
 fn attention_f32_matches_cpu() {
+    let dropouts = |i: usize| {
+        [
+            None,
+            Some(AttentionDropout {
+                p: 0.3,
+                seed: 90 + i as u64,
+            }),
+        ]
+    };
     for (i, &(b, h, tq, tk, d, masked)) in ATTN_CASES.iter().enumerate() {
-        let case = AttnCase::new(b, h, tq, tk, d, masked, 6000 + 10 * i as u64);
-        let s = case.s;
-        let (qt, kt, vt, mt) = case.tensors(&case.q, &case.k, &case.v);
-        let (out_ref, saved) =
-            ops::attention::attention(&qt, &kt, &vt, h, mt.as_ref(), None).unwrap();
-        let dout = randn(b * tq * h * d, 1.0, 7000 + i as u64);
-        let (dq_ref, dk_ref, dv_ref) =
-            ops::attention::attention_backward(&qt, &kt, &vt, &saved, &t64(&dout, &[b, tq, h * d]))
-                .unwrap();
-        let lse_ref = case.lse(&case.q, &case.k);
-        let name = format!("attention f32 {}", case.name());
-        for (dev, out) in on_devices(&name, Agree::Exactly, |ctx| {
-            let (q, k, v) = (
-                ctx.upload(&case.q)?,
-                ctx.upload(&case.k)?,
-                ctx.upload(&case.v)?,
-            );
-            let mask = case.mask.as_ref().map(|m| ctx.upload(m)).transpose()?;
-            let mut o = poisoned(ctx, b * tq * h * d)?;
-            let mut lse = poisoned(ctx, b * h * tq)?;
-            gattn::attention_forward(ctx, &s, &q, &k, &v, mask.as_ref(), &mut o, &mut lse)?;
-            let dob = ctx.upload(&dout)?;
-            let mut dq = poisoned(ctx, b * tq * h * d)?;
-            let (mut dk, mut dv) = (
-                poisoned(ctx, b * tk * h * d)?,
-                poisoned(ctx, b * tk * h * d)?,
-            );
-            gattn::attention_backward(
-                ctx,
-                &s,
-                &q,
-                &k,
-                &v,
-                mask.as_ref(),
-                &o,
-                &dob,
-                &lse,
-                &mut dq,
-                &mut dk,
-                &mut dv,
-            )?;
-            Ok(vec![
-                down(ctx, &o)?,
-                down(ctx, &lse)?,
-                down(ctx, &dq)?,
-                down(ctx, &dk)?,
-                down(ctx, &dv)?,
-            ])
-        }) {
-            check(
-                &format!("{name} (out)"),
-                dev,
-                &out[0],
-                &out_ref.to_vec_f64(),
-                TOL_F32,
-            );
-            check(&format!("{name} (lse)"), dev, &out[1], &lse_ref, TOL_F32);
-            check(
-                &format!("{name} (dq)"),
-                dev,
-                &out[2],
-                &dq_ref.to_vec_f64(),
-                TOL_F32,
-            );
-            check(
-                &format!("{name} (dk)"),
-                dev,
-                &out[3],
-                &dk_ref.to_vec_f64(),
-                TOL_F32,
-            );
-            check(
-                &format!("{name} (dv)"),
-                dev,
-                &out[4],
-                &dv_ref.to_vec_f64(),
-                TOL_F32,
-            );
+        for dropout in dropouts(i) {
+            let case = AttnCase::new(b, h, tq, tk, d, masked, 6000 + 10 * i as u64);
+            let s = case.s;
+            let (qt, kt, vt, mt) = case.tensors(&case.q, &case.k, &case.v);
+            let (out_ref, saved) =
+                ops::attention::attention(&qt, &kt, &vt, h, mt.as_ref(), dropout).unwrap();
+            let dout = randn(b * tq * h * d, 1.0, 7000 + i as u64);
+            let (dq_ref, dk_ref, dv_ref) = ops::attention::attention_backward(
+                &qt,
+                &kt,
+                &vt,
+                &saved,
+                &t64(&dout, &[b, tq, h * d]),
+            )
+            .unwrap();
+            let lse_ref = case.lse(&case.q, &case.k);
+            let name = format!("attention f32 {} dropout {dropout:?}", case.name());
+            for (dev, out) in on_devices(&name, Agree::Exactly, |ctx| {
+                let (q, k, v) = (
+                    ctx.upload(&case.q)?,
+                    ctx.upload(&case.k)?,
+                    ctx.upload(&case.v)?,
+                );
+                let mask = case.mask.as_ref().map(|m| ctx.upload(m)).transpose()?;
+                let mut o = poisoned(ctx, b * tq * h * d)?;
+                let mut lse = poisoned(ctx, b * h * tq)?;
+                gattn::attention_forward(
+                    ctx,
+                    &s,
+                    &q,
+                    &k,
+                    &v,
+                    mask.as_ref(),
+                    dropout,
+                    &mut o,
+                    &mut lse,
+                )?;
+                let dob = ctx.upload(&dout)?;
+                let mut dq = poisoned(ctx, b * tq * h * d)?;
+                let (mut dk, mut dv) = (
+                    poisoned(ctx, b * tk * h * d)?,
+                    poisoned(ctx, b * tk * h * d)?,
+                );
+                gattn::attention_backward(
+                    ctx,
+                    &s,
+                    &q,
+                    &k,
+                    &v,
+                    mask.as_ref(),
+                    dropout,
+                    &o,
+                    &dob,
+                    &lse,
+                    &mut dq,
+                    &mut dk,
+                    &mut dv,
+                )?;
+                Ok(vec![
+                    down(ctx, &o)?,
+                    down(ctx, &lse)?,
+                    down(ctx, &dq)?,
+                    down(ctx, &dk)?,
+                    down(ctx, &dv)?,
+                ])
+            }) {
+                check(
+                    &format!("{name} (out)"),
+                    dev,
+                    &out[0],
+                    &out_ref.to_vec_f64(),
+                    TOL_F32,
+                );
+                check(&format!("{name} (lse)"), dev, &out[1], &lse_ref, TOL_F32);
+                check(
+                    &format!("{name} (dq)"),
+                    dev,
+                    &out[2],
+                    &dq_ref.to_vec_f64(),
+                    TOL_F32,
+                );
+                check(
+                    &format!("{name} (dk)"),
+                    dev,
+                    &out[3],
+                    &dk_ref.to_vec_f64(),
+                    TOL_F32,
+                );
+                check(
+                    &format!("{name} (dv)"),
+                    dev,
+                    &out[4],
+                    &dv_ref.to_vec_f64(),
+                    TOL_F32,
+                );
+            }
         }
     }
 }

@@ -182,3 +182,51 @@ fn train_then_eval_and_clear_errors() {
     let err = fails(&["eval", "--checkpoint", s(&data), "--data", s(&data)]);
     assert!(err.contains("checkpoint directory"), "{err}");
 }
+
+#[test]
+fn train_runs_on_the_emulator_device_and_refuses_a_missing_gpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        s(&data),
+        "--questions",
+        "120",
+        "--image-size",
+        "24",
+    ]);
+    let run = tmp.path().join("run");
+    let out = sparsevlp(&[
+        "train",
+        "--data",
+        s(&data),
+        "--model",
+        "tiny-dual",
+        "--loss",
+        "lmh",
+        "--epochs",
+        "1",
+        "--device",
+        "emu",
+        "--out",
+        s(&run),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("training on emu"), "{stderr}");
+    assert!(run.join("last/model.safetensors").is_file());
+    let run2 = tmp.path().join("run2");
+    let err = fails(&[
+        "train",
+        "--data",
+        s(&data),
+        "--device",
+        "cuda:9",
+        "--out",
+        s(&run2),
+    ]);
+    assert!(err.contains("cuda:9"), "{err}");
+    assert!(!run2.exists(), "a refused run wrote {}", run2.display());
+}

@@ -4,13 +4,17 @@
 //! block-sparse attention). f32 only; every operand must be on the same device.
 
 use super::dense::attention::{self as attn, AttentionShape};
-use super::dense::{bias_gelu, embedding as emb, gemm, layernorm, softmax};
+use super::dense::{
+    adamw, bias_gelu, dropout_threshold, embedding as emb, gemm, layernorm, softmax,
+};
 use super::sparse::attention as sparse_attn;
 use super::sparse::layout::scratch;
 use super::sparse::GpuBlockLayout;
 use super::{GpuBuffer, GpuContext, KernelArg, LaunchConfig};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::ops::adamw::AdamWConfig;
+use crate::ops::attention::AttentionDropout;
 use crate::tensor::{DType, Shape, Tensor};
 
 /// Threads per block of the element-wise kernels (kernels/elementwise.cu `THREADS`).
@@ -150,6 +154,27 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
+/// One AdamW step of an f32 parameter on its GPU device (see `crate::ops::adamw`); the
+/// caller has checked shapes and dtypes.
+pub fn adamw_step(
+    param: &mut Tensor,
+    grad: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    cfg: &AdamWConfig,
+    step: u64,
+) -> Result<()> {
+    const OP: &str = "adamw_step";
+    let device = param.device();
+    let ctx = GpuContext::get(device)?;
+    let count = param.numel();
+    let g = operand(grad, device, OP)?;
+    // Three distinct tensors, so three disjoint buffers.
+    let (m, v) = (buffer_mut(m, device, OP)?, buffer_mut(v, device, OP)?);
+    let p = buffer_mut(param, device, OP)?;
+    adamw::adamw_step(ctx, p, g, m, v, None, count, cfg, step)
+}
+
 /// Dropout with the CPU op's exact mask (same seed → same kept elements).
 pub fn dropout(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
     let device = x.device();
@@ -157,9 +182,7 @@ pub fn dropout(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
     let xb = operand(x, device, "dropout")?;
     let y = output(ctx, x.shape().clone())?;
     let n = x.numel();
-    // keep iff (hash >> 40) ≥ ceil(p·2^24), i.e. hash_uniform(seed, i) ≥ p.
-    let threshold = (p * (1u64 << 24) as f64).ceil() as u32;
-    let scale = (1.0 / (1.0 - p)) as f32;
+    let (threshold, scale) = dropout_threshold(p);
     if n > 0 {
         ctx.launch(
             "dropout_f32",
@@ -312,9 +335,9 @@ fn poisoned_output(ctx: &GpuContext, shape: impl Into<Shape>) -> Result<Tensor> 
     Tensor::from_gpu(scratch(ctx, shape.numel() * 4)?, DType::F32, shape)
 }
 
-/// Flash attention forward, dense (`layout` None) or over the block pairs `layout` allows;
-/// returns the context `[B, Tq, H·D]` and the per-row log-sum-exp `[B, H, Tq]` the
-/// backward needs.
+/// Flash attention forward, dense (`layout` None) or over the block pairs `layout` allows,
+/// with `dropout` on the probabilities (dense only, the CPU op's mask); returns the
+/// context `[B, Tq, H·D]` and the per-row log-sum-exp `[B, H, Tq]` the backward needs.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -322,6 +345,7 @@ pub fn attention(
     shape: &AttentionShape,
     layout: Option<&GpuBlockLayout>,
     key_mask: Option<&Tensor>,
+    dropout: Option<AttentionDropout>,
 ) -> Result<(Tensor, Tensor)> {
     let device = q.device();
     let ctx = GpuContext::get(device)?;
@@ -338,17 +362,18 @@ pub fn attention(
         buffer_mut(&mut out, device, op)?,
         buffer_mut(&mut lse, device, op)?,
     );
-    match layout {
-        None => attn::attention_forward(ctx, shape, qb, kb, vb, mask, ob, lb)?,
-        Some(l) => {
+    match (layout, dropout) {
+        (None, _) => attn::attention_forward(ctx, shape, qb, kb, vb, mask, dropout, ob, lb)?,
+        (Some(l), None) => {
             sparse_attn::block_sparse_attention_forward(ctx, shape, l, qb, kb, vb, mask, ob, lb)?
         }
+        (Some(_), Some(_)) => return Err(no_sparse_dropout(op)),
     }
     Ok((out, lse))
 }
 
 /// Flash attention backward (dense, or over `layout`) from the forward's output and
-/// log-sum-exp; returns `(dQ, dK, dV)`.
+/// log-sum-exp, with the forward's `dropout`; returns `(dQ, dK, dV)`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
     q: &Tensor,
@@ -357,6 +382,7 @@ pub fn attention_backward(
     shape: &AttentionShape,
     layout: Option<&GpuBlockLayout>,
     key_mask: Option<&Tensor>,
+    dropout: Option<AttentionDropout>,
     out: &Tensor,
     lse: &Tensor,
     dout: &Tensor,
@@ -383,13 +409,24 @@ pub fn attention_backward(
         buffer_mut(&mut dk, device, op)?,
         buffer_mut(&mut dv, device, op)?,
     );
-    match layout {
-        None => attn::attention_backward(ctx, shape, qb, kb, vb, mask, ob, dob, lb, dqb, dkb, dvb)?,
-        Some(l) => sparse_attn::block_sparse_attention_backward(
+    match (layout, dropout) {
+        (None, _) => attn::attention_backward(
+            ctx, shape, qb, kb, vb, mask, dropout, ob, dob, lb, dqb, dkb, dvb,
+        )?,
+        (Some(l), None) => sparse_attn::block_sparse_attention_backward(
             ctx, shape, l, qb, kb, vb, mask, ob, dob, lb, dqb, dkb, dvb,
         )?,
+        (Some(_), Some(_)) => return Err(no_sparse_dropout(op)),
     }
     Ok((dq, dk, dv))
+}
+
+/// Dropout on the probabilities is implemented by the dense flash kernels only.
+fn no_sparse_dropout(op: &str) -> Error {
+    Error::invalid(format!(
+        "{op}: dropout on attention probabilities is not supported by the block-sparse GPU \
+         kernels"
+    ))
 }
 
 /// `kernel(ins..., out, n, extra...)` over the elements of `ins[0]`: an element-wise op

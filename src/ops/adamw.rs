@@ -65,7 +65,8 @@ impl AdamWConfig {
 /// 3. `p ← p − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + eps)`,
 ///
 /// which equals `p − lr·m̂/(√v̂ + eps)` with `m̂ = m/(1 − β1^t)`, `v̂ = v/(1 − β2^t)`.
-/// All four tensors must share shape and dtype (f32 or f64).
+/// All four tensors must share shape and dtype (f32 or f64) — and device: on a GPU device
+/// (f32 only) the update runs there, bit-for-bit the same.
 pub fn adamw_step(
     param: &mut Tensor,
     grad: &Tensor,
@@ -83,6 +84,9 @@ pub fn adamw_step(
     for (name, t) in [("grad", grad), ("m", &*m), ("v", &*v)] {
         t.expect_shape(&dims, &format!("{OP} ({name})"))?;
         param.expect_same_dtype(t, &format!("{OP} ({name})"))?;
+    }
+    if param.device().is_gpu() {
+        return crate::gpu::tensor_ops::adamw_step(param, grad, m, v, cfg, step);
     }
     let bias1 = 1.0 - cfg.beta1.powf(step as f64);
     let bias2 = 1.0 - cfg.beta2.powf(step as f64);

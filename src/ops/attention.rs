@@ -152,20 +152,16 @@ pub fn attention(
     let dims = check(q, k, v, heads, key_mask, "attention")?;
     let Dims { b, tq, tk, h, d } = dims;
     if q.device().is_gpu() {
-        if dropout.is_some() {
-            return Err(Error::invalid(
-                "attention: dropout on attention probabilities is not supported on GPU devices",
-            ));
-        }
         let shape = dims.flash_shape();
-        let (out, lse) = crate::gpu::tensor_ops::attention(q, k, v, &shape, None, key_mask)?;
+        let (out, lse) =
+            crate::gpu::tensor_ops::attention(q, k, v, &shape, None, key_mask, dropout)?;
         return Ok((
             out.clone(),
             AttentionSaved {
                 stats: lse,
                 flash: Some((out, key_mask.cloned())),
                 heads,
-                dropout: None,
+                dropout,
             },
         ));
     }
@@ -236,6 +232,7 @@ pub fn attention_backward(
             &shape,
             None,
             key_mask.as_ref(),
+            saved.dropout,
             out,
             &saved.stats,
             dout,

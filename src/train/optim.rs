@@ -10,6 +10,7 @@
 //! each AdamW update is element-wise, so a step is deterministic for a fixed thread count
 //! (the global norm is summed in f64 in that same order).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -219,10 +220,19 @@ impl Optimizer {
                 0.0
             },
         };
-        let (m, v) = self.moments.entry(p.name.clone()).or_insert_with(|| {
-            let zeros = Tensor::zeros(p.value.shape().clone(), p.value.dtype());
-            (zeros.clone(), zeros)
-        });
+        let device = p.value.device();
+        let (m, v) = match self.moments.entry(p.name.clone()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let zeros = Tensor::zeros_on(p.value.shape().clone(), p.value.dtype(), device)?;
+                e.insert((zeros.clone(), zeros))
+            }
+        };
+        // Moments follow their parameter (a loaded state starts on the CPU).
+        if m.device() != device {
+            *m = m.to_device(device)?;
+            *v = v.to_device(device)?;
+        }
         let grad = if clip < 1.0 {
             scale(&p.grad, clip)?
         } else {

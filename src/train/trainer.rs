@@ -34,6 +34,7 @@ use super::run_dir::{
 };
 use super::schedule::Schedule;
 use crate::data::{AccuracyReport, Batch, BatchOptions, Prepared};
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::model::hf_checkpoint::HfCheckpoint;
 use crate::model::modality::Modality;
@@ -308,6 +309,14 @@ impl<'d> Trainer<'d> {
         trainer.run_dir = Some(dir.to_path_buf());
         trainer.args = record.args;
         Ok(trainer)
+    }
+
+    /// Moves the model to `device`, where its forward and backward passes and its AdamW
+    /// updates then run (f32 master weights); the objective's few parameters stay on the
+    /// CPU with the loss, and the optimizer moments follow their parameters at the next
+    /// step. Checkpoints are read back to the host when saved.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        self.model.model.to_device(device)
     }
 
     /// Adds a hook run around every step.

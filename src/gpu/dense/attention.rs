@@ -1,17 +1,20 @@
 //! Launchers of kernels/attention.cu: flash-style multi-head attention (as
-//! `ops::attention`, without dropout). q is `[B, Tq, H·D]`, k and v `[B, Tk, H·D]`, the
+//! `ops::attention`, with its optional dropout on the probabilities in the f32 kernels). q is `[B, Tq, H·D]`, k and v `[B, Tk, H·D]`, the
 //! optional additive key-padding mask `[B, Tk]` (f32), out `[B, Tq, H·D]` (f32) and the
 //! saved log-sum-exp of every query row `lse` `[B, H, Tq]` (f32). Head dims up to 128.
 //!
 //! The forward never materialises the Tq×Tk scores; the backward recomputes the
 //! probabilities from `lse` and is deterministic (dQ has its own kernel instead of
-//! atomics). Dropout on the probabilities is not supported on the GPU.
+//! atomics). Dropout draws the CPU op's counter-based mask, so both devices drop the same
+//! probabilities; the tensor-core forward has no dropout.
 
 use super::{
-    blocks_config, grid_dim, int, launch, launch_bufs, mul, need, need_all, need_f32, HalfType,
+    blocks_config, dropout_threshold, grid_dim, int, launch, launch_bufs, mul, need, need_all,
+    need_f32, HalfType,
 };
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBuffer, GpuContext, KernelArg, LaunchConfig};
+use crate::ops::attention::AttentionDropout;
 
 /// Threads per block of the f32 kernels (`attention_tile::THREADS`).
 pub const THREADS: u32 = 128;
@@ -161,7 +164,8 @@ impl AttentionShape {
     }
 
     /// Launches `kernel` on tiles of `per_block` of `rows` rows (`threads` a block) for
-    /// every head and batch entry, with `bufs` then the shape arguments.
+    /// every head and batch entry, with `bufs`, the shape arguments, then `extra`.
+    #[allow(clippy::too_many_arguments)]
     fn launch_tiles(
         &self,
         ctx: &GpuContext,
@@ -170,6 +174,7 @@ impl AttentionShape {
         (rows, per_block, threads): (usize, usize, u32),
         bufs: &[&GpuBuffer],
         mask: Option<&GpuBuffer>,
+        extra: &[KernelArg],
     ) -> Result<()> {
         let cfg = LaunchConfig {
             grid: self.grid(op, rows, per_block)?,
@@ -178,12 +183,25 @@ impl AttentionShape {
         };
         let mut args: Vec<_> = bufs.iter().map(|&b| KernelArg::Buf(b)).collect();
         args.extend(self.tail_args(mask));
+        args.extend_from_slice(extra);
         launch(ctx, kernel, cfg, &args)
     }
 }
 
-/// f32 forward: `out = softmax(q·kᵀ/√D + mask)·v` per head, saving `lse` (kernels
-/// `attention_forward_{d64,d128}_f32`).
+/// The dropout arguments of the f32 kernels: seed, mask threshold, kept-value scale
+/// (threshold 0 = no dropout).
+fn dropout_args(dropout: Option<AttentionDropout>) -> [KernelArg<'static>; 3] {
+    let dropout = dropout.unwrap_or(AttentionDropout { p: 0.0, seed: 0 });
+    let (threshold, scale) = dropout_threshold(dropout.p);
+    [
+        KernelArg::U64(dropout.seed),
+        KernelArg::U32(threshold),
+        KernelArg::F32(scale),
+    ]
+}
+
+/// f32 forward: `out = dropout(softmax(q·kᵀ/√D + mask))·v` per head, saving the undropped
+/// softmax's `lse` (kernels `attention_forward_{d64,d128}_f32`).
 #[allow(clippy::too_many_arguments)]
 pub fn attention_forward(
     ctx: &GpuContext,
@@ -192,6 +210,7 @@ pub fn attention_forward(
     k: &GpuBuffer,
     v: &GpuBuffer,
     mask: Option<&GpuBuffer>,
+    dropout: Option<AttentionDropout>,
     out: &mut GpuBuffer,
     lse: &mut GpuBuffer,
 ) -> Result<()> {
@@ -206,7 +225,8 @@ pub fn attention_forward(
         ("attention_forward_d128_f32", FWD128_BQ)
     };
     let bufs = [q, k, v, mask.unwrap_or(q), out, lse];
-    shape.launch_tiles(ctx, OP, kernel, (shape.tq, bq, THREADS), &bufs, mask)
+    let tiles = (shape.tq, bq, THREADS);
+    shape.launch_tiles(ctx, OP, kernel, tiles, &bufs, mask, &dropout_args(dropout))
 }
 
 /// Tensor-core forward with 16-bit q, k, v (`dtype`): the same contract as
@@ -238,11 +258,12 @@ pub fn attention_forward_tc(
     let kernel = format!("attention_forward_tc_d{dmax}_{}", dtype.suffix());
     let tiles = (shape.tq, warps * TC_ROWS_PER_WARP, warps as u32 * 32);
     let bufs = [q, k, v, mask.unwrap_or(q), out, lse];
-    shape.launch_tiles(ctx, OP, &kernel, tiles, &bufs, mask)
+    shape.launch_tiles(ctx, OP, &kernel, tiles, &bufs, mask, &[])
 }
 
-/// f32 backward of [`attention_forward`]: writes `dq`, `dk`, `dv` (shaped like q, k, v)
-/// from the forward's `out` and `lse` and the output gradient `dout` (kernels
+/// f32 backward of [`attention_forward`] (with the forward's `dropout`): writes `dq`, `dk`,
+/// `dv` (shaped like q, k, v) from the forward's `out` and `lse` and the output gradient
+/// `dout` (kernels
 /// `attention_backward_dot_f32`, then `attention_backward_dkdv_*_f32` and
 /// `attention_backward_dq_*_f32`). Allocates a `[B, H, Tq]` scratch buffer.
 #[allow(clippy::too_many_arguments)]
@@ -253,6 +274,7 @@ pub fn attention_backward(
     k: &GpuBuffer,
     v: &GpuBuffer,
     mask: Option<&GpuBuffer>,
+    dropout: Option<AttentionDropout>,
     out: &GpuBuffer,
     dout: &GpuBuffer,
     lse: &GpuBuffer,
@@ -291,6 +313,7 @@ pub fn attention_backward(
             (shape.tk, rows, THREADS),
             &[&inputs[..], &[&*dk, &*dv]].concat(),
             mask,
+            &dropout_args(dropout),
         )?;
     }
     if shape.tq > 0 {
@@ -301,6 +324,7 @@ pub fn attention_backward(
             (shape.tq, rows, THREADS),
             &[&inputs[..], &[&*dq]].concat(),
             mask,
+            &dropout_args(dropout),
         )?;
     }
     Ok(())

@@ -33,6 +33,18 @@ use crate::tensor::DType;
 /// Largest grid along x of a grid-stride launch (more blocks would only loop less).
 const MAX_STRIDE_BLOCKS: usize = 4096;
 
+/// The mask threshold and the kept-value scale of dropout with probability `p` as the
+/// kernels take them: element i is kept iff `(mix64(seed ^ mix64(i)) >> 40) ≥ threshold`
+/// (`svlp_dropout_keep` in kernels/common.cuh), `threshold = ⌈p·2²⁴⌉` — the CPU rule
+/// `hash_uniform(seed, i) ≥ p`; kept values are multiplied by `1/(1 − p)`. `p = 0` gives
+/// threshold 0 (every element kept, scale 1).
+pub(crate) fn dropout_threshold(p: f64) -> (u32, f32) {
+    (
+        (p * (1u64 << 24) as f64).ceil() as u32,
+        (1.0 / (1.0 - p)) as f32,
+    )
+}
+
 /// `v` as a C `int` kernel argument, or an error naming `op` and `what`.
 pub(crate) fn int(op: &str, what: &str, v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| {

@@ -206,6 +206,7 @@ pub fn block_sparse_attention(
             &dims.flash_shape(),
             Some(&gpu_layout),
             key_mask,
+            None,
         )?;
         return Ok((
             out.clone(),
@@ -325,6 +326,7 @@ pub fn block_sparse_attention_backward(
             &dims.flash_shape(),
             Some(gpu_layout),
             key_mask,
+            None,
             &saved.out,
             &saved.lse,
             dout,

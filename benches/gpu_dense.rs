@@ -16,9 +16,9 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use cudarc::cublas::{result as blas, sys as blas_sys, CudaBlas};
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
+use cudarc::driver::CudaSlice;
 use half::bf16;
+use sparsevlp::gpu::cublas::Cublas;
 use sparsevlp::gpu::dense::attention::{self as gattn, AttentionShape};
 use sparsevlp::gpu::dense::gemm::{self as ggemm, Gemm};
 use sparsevlp::gpu::dense::HalfType;
@@ -59,7 +59,7 @@ fn run(ctx: &'static GpuContext) -> Res<()> {
         .configure_from_args()
         .sample_size(10)
         .measurement_time(Duration::from_secs(3));
-    let cublas = match Cublas::new() {
+    let cublas = match Cublas::new(0) {
         Ok(c) => Some(c),
         Err(e) => {
             println!("gpu_dense: no cuBLAS baseline ({e})");
@@ -80,10 +80,10 @@ fn run(ctx: &'static GpuContext) -> Res<()> {
     });
     if let Some(cublas) = &cublas {
         group.bench_function("f32/cublas", |b| {
-            b.iter_custom(|n| cublas.time(n, |cb| cb.gemm_f32(&gemm)))
+            b.iter_custom(|n| time_cublas(cublas, n, |cb| gemm.blas_f32(cb)))
         });
         group.bench_function("bf16/cublas", |b| {
-            b.iter_custom(|n| cublas.time(n, |cb| cb.gemm_bf16(&gemm)))
+            b.iter_custom(|n| time_cublas(cublas, n, |cb| gemm.blas_bf16(cb)))
         });
     }
     group.finish();
@@ -110,8 +110,12 @@ fn run(ctx: &'static GpuContext) -> Res<()> {
     let ours_bf16 = median(Box::new(|n| gemm.time_bf16(ctx, n)));
     let (blas_f32, blas_bf16) = match &cublas {
         Some(cb) => (
-            Some(median(Box::new(|n| cb.time(n, |cb| cb.gemm_f32(&gemm))))),
-            Some(median(Box::new(|n| cb.time(n, |cb| cb.gemm_bf16(&gemm))))),
+            Some(median(Box::new(|n| {
+                time_cublas(cb, n, |cb| gemm.blas_f32(cb))
+            }))),
+            Some(median(Box::new(|n| {
+                time_cublas(cb, n, |cb| gemm.blas_bf16(cb))
+            }))),
         ),
         None => (None, None),
     };
@@ -192,16 +196,13 @@ impl GemmInputs {
             b.iter().map(|&x| bf16::from_f32(x)).collect(),
         );
         let blas = match cublas {
-            Some(cb) => {
-                let s = &cb.stream;
-                Some(BlasOperands {
-                    a32: s.clone_htod(&a).map_err(err)?,
-                    b32: s.clone_htod(&b).map_err(err)?,
-                    a16: s.clone_htod(&a16).map_err(err)?,
-                    b16: s.clone_htod(&b16).map_err(err)?,
-                    c: std::cell::RefCell::new(s.alloc_zeros::<f32>(n * n).map_err(err)?),
-                })
-            }
+            Some(cb) => Some(BlasOperands {
+                a32: cb.upload(&a).map_err(err)?,
+                b32: cb.upload(&b).map_err(err)?,
+                a16: cb.upload(&a16).map_err(err)?,
+                b16: cb.upload(&b16).map_err(err)?,
+                c: std::cell::RefCell::new(cb.zeros_f32(n * n).map_err(err)?),
+            }),
             None => None,
         };
         Ok(GemmInputs {
@@ -231,95 +232,31 @@ impl GemmInputs {
     }
 }
 
-/// cuBLAS on its own cudarc stream of device 0 (the primary context, as the runtime's).
-struct Cublas {
-    stream: std::sync::Arc<CudaStream>,
-    blas: CudaBlas,
+/// `n` runs of `gemm` on cuBLAS, then a wait for its stream.
+fn time_cublas(
+    cublas: &Cublas,
+    n: u64,
+    mut gemm: impl FnMut(&Cublas) -> sparsevlp::Result<()>,
+) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        gemm(cublas).expect("cuBLAS");
+    }
+    cublas.synchronize().expect("synchronize");
+    start.elapsed()
 }
 
-impl Cublas {
-    fn new() -> Res<Self> {
-        // SAFETY: only probes whether the shared library can be loaded.
-        if !unsafe { blas_sys::is_culib_present() } {
-            return Err("cuBLAS (libcublas) is not installed: no baseline".into());
-        }
-        let cu = CudaContext::new(0).map_err(err)?;
-        let stream = cu.default_stream();
-        let blas = CudaBlas::new(stream.clone()).map_err(err)?;
-        Ok(Cublas { stream, blas })
-    }
-
-    fn time(&self, n: u64, mut f: impl FnMut(&Self) -> Res<()>) -> Duration {
-        let start = Instant::now();
-        for _ in 0..n {
-            f(self).expect("cuBLAS");
-        }
-        self.stream.synchronize().expect("synchronize");
-        start.elapsed()
-    }
-
+impl GemmInputs {
     /// The f32 baseline of [`GemmInputs::time_f32`] (cublasGemmEx, f32 in and out).
-    fn gemm_f32(&self, x: &GemmInputs) -> Res<()> {
-        let x = x.blas.as_ref().ok_or("no cuBLAS operands")?;
-        let mut c = x.c.borrow_mut();
-        self.gemm_ex_rowmajor_nt(&x.a32, &x.b32, &mut c, blas_sys::cudaDataType_t::CUDA_R_32F)
+    fn blas_f32(&self, cublas: &Cublas) -> sparsevlp::Result<()> {
+        let x = self.blas.as_ref().expect("cuBLAS operands");
+        cublas.gemm(&self.g, &x.a32, &x.b32, &mut x.c.borrow_mut())
     }
 
     /// The bf16 baseline of [`GemmInputs::time_bf16`] (bf16 in, f32 out).
-    fn gemm_bf16(&self, x: &GemmInputs) -> Res<()> {
-        let x = x.blas.as_ref().ok_or("no cuBLAS operands")?;
-        let mut c = x.c.borrow_mut();
-        self.gemm_ex_rowmajor_nt(
-            &x.a16,
-            &x.b16,
-            &mut c,
-            blas_sys::cudaDataType_t::CUDA_R_16BF,
-        )
-    }
-
-    /// Row-major `C[M, N] = A[M, K] · B[N, K]ᵀ` with f32 C and f32 compute. Column-major,
-    /// row-major A is Aᵀ (K×M, ld K) and B is Bᵀ (K×N, ld K), so `Cᵀ = (Bᵀ)ᵀ·Aᵀ`:
-    /// transa = T on B, transb = N on A, m = N, n = M.
-    fn gemm_ex_rowmajor_nt<T>(
-        &self,
-        a: &CudaSlice<T>,
-        b: &CudaSlice<T>,
-        c: &mut CudaSlice<f32>,
-        in_type: blas_sys::cudaDataType_t,
-    ) -> Res<()>
-    where
-        CudaSlice<T>: DevicePtr<T>,
-    {
-        let n = GEMM_N as i32;
-        let (alpha, beta) = (1.0f32, 0.0f32);
-        let (pa, _ra) = a.device_ptr(&self.stream);
-        let (pb, _rb) = b.device_ptr(&self.stream);
-        let (pc, _rc) = c.device_ptr_mut(&self.stream);
-        // SAFETY: the slices hold GEMM_N² elements each, as the sizes passed describe.
-        unsafe {
-            blas::gemm_ex(
-                *self.blas.handle(),
-                blas_sys::cublasOperation_t::CUBLAS_OP_T,
-                blas_sys::cublasOperation_t::CUBLAS_OP_N,
-                n,
-                n,
-                n,
-                (&alpha) as *const f32 as *const _,
-                pb as *const _,
-                in_type,
-                n,
-                pa as *const _,
-                in_type,
-                n,
-                (&beta) as *const f32 as *const _,
-                pc as *mut _,
-                blas_sys::cudaDataType_t::CUDA_R_32F,
-                n,
-                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-            )
-        }
-        .map_err(err)
+    fn blas_bf16(&self, cublas: &Cublas) -> sparsevlp::Result<()> {
+        let x = self.blas.as_ref().expect("cuBLAS operands");
+        cublas.gemm(&self.g, &x.a16, &x.b16, &mut x.c.borrow_mut())
     }
 }
 

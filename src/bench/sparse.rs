@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::gpu::cublas::Cublas;
 use crate::ops::gemm::{gemm, MatView};
 use crate::sparse::linear::SparseLinear;
 use crate::sparse::random::{random_masked, Granularity};
@@ -69,12 +70,15 @@ impl fmt::Display for ProductShape {
     }
 }
 
-/// What computes a product: the `gemm` crate on the dense weight (the reference bar), or
-/// this project's kernels in a given format.
+/// What computes a product: the `gemm` crate on the dense weight (the CPU reference bar),
+/// cuBLAS on it (the vendor bar on CUDA devices), or this project's kernels in a given
+/// format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     /// `gemm` crate, dense.
     GemmCrate,
+    /// cuBLAS `cublasGemmEx`, dense bf16 with f32 output.
+    Cublas,
     /// [`SparseLinear`] in this format.
     Ours(SparseFormat),
 }
@@ -83,6 +87,7 @@ impl fmt::Display for Kernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Kernel::GemmCrate => write!(f, "gemm-crate"),
+            Kernel::Cublas => write!(f, "cublas"),
             Kernel::Ours(format) => write!(f, "{format}"),
         }
     }
@@ -148,12 +153,14 @@ impl SparseSweep {
     }
 
     /// The (kernel, sparsity) pairs measured per shape on `device`: the dense baselines
-    /// first (the `gemm` crate on the CPU only), then each format at each sparsity (2:4 at
-    /// 50% only).
+    /// first (the `gemm` crate on the CPU, cuBLAS on a CUDA device that has it), then each
+    /// format at each sparsity (2:4 at 50% only).
     pub fn kernels(&self, device: Device) -> Vec<(Kernel, f64)> {
         let mut out = vec![(Kernel::Ours(SparseFormat::Dense), 0.0)];
-        if device == Device::Cpu {
-            out.push((Kernel::GemmCrate, 0.0));
+        match device {
+            Device::Cpu => out.push((Kernel::GemmCrate, 0.0)),
+            Device::Cuda(n) if Cublas::new(n).is_ok() => out.push((Kernel::Cublas, 0.0)),
+            _ => {}
         }
         for &format in &self.formats {
             match format {
@@ -218,7 +225,7 @@ impl Workload {
     ) -> Result<Self> {
         let ProductShape { rows, cols, tokens } = shape;
         let format = match kernel {
-            Kernel::GemmCrate => SparseFormat::Dense,
+            Kernel::GemmCrate | Kernel::Cublas => SparseFormat::Dense,
             Kernel::Ours(f) => f,
         };
         let masked = random_masked(rows, cols, sparsity, granularity(format), seed)?;
@@ -230,7 +237,15 @@ impl Workload {
         );
         let weight = match kernel {
             _ if device.is_gpu() => {
-                Prepared::Gpu(Box::new(GpuWorkload::new(device, &matrix, shape, &x, &dy)?))
+                let vendor = kernel == Kernel::Cublas;
+                Prepared::Gpu(Box::new(GpuWorkload::new(
+                    device, &matrix, shape, &x, &dy, vendor,
+                )?))
+            }
+            Kernel::Cublas => {
+                return Err(crate::Error::invalid(
+                    "cuBLAS is a baseline of CUDA devices only",
+                ))
             }
             Kernel::GemmCrate => Prepared::Dense {
                 w: matrix.to_dense().values().to_vec(),
@@ -312,12 +327,15 @@ pub struct SparseRow {
     /// This project's dense kernel's median over this case's median (same shape and op,
     /// same run).
     pub speedup: f64,
+    /// cuBLAS's median over this case's median (same shape and op, same run), where
+    /// cuBLAS was measured.
+    pub speedup_vs_cublas: Option<f64>,
 }
 
 /// Runs the sweep on `device`, calling `progress` after each case. Rows come shape by
 /// shape with the dense baselines first. On the CPU the formats run on [`SparseLinear`]
 /// (f32); on a GPU device on `GpuSparseLinear` (CSR f32, BSR and 2:4 bf16) beside the
-/// dense bf16 tensor-core GEMM.
+/// dense bf16 tensor-core GEMM and, on a CUDA device with libcublas, cuBLAS bf16.
 pub fn run_sparse_sweep(
     sweep: &SparseSweep,
     device: Device,
@@ -330,12 +348,17 @@ pub fn run_sparse_sweep(
             let mut work = Workload::new(device, shape, kernel, sparsity, sweep.seed)?;
             for &op in &sweep.ops {
                 let timing = measure(sweep.budget, || work.run(op))?;
-                let dense = rows[first..]
-                    .iter()
-                    .find(|r: &&SparseRow| {
-                        r.op == op && r.kernel == Kernel::Ours(SparseFormat::Dense)
-                    })
-                    .map_or(timing.median_s, |r| r.timing.median_s);
+                let baseline = |k: Kernel| {
+                    rows[first..]
+                        .iter()
+                        .find(|r: &&SparseRow| r.op == op && r.kernel == k)
+                        .map(|r| r.timing.median_s)
+                };
+                let dense = baseline(Kernel::Ours(SparseFormat::Dense)).unwrap_or(timing.median_s);
+                let vendor = match kernel {
+                    Kernel::Cublas => Some(timing.median_s),
+                    _ => baseline(Kernel::Cublas),
+                };
                 let row = SparseRow {
                     op,
                     kernel,
@@ -346,6 +369,7 @@ pub fn run_sparse_sweep(
                     timing,
                     gflops: work.useful_flops() / timing.median_s / 1e9,
                     speedup: dense / timing.median_s,
+                    speedup_vs_cublas: vendor.map(|v| v / timing.median_s),
                 };
                 progress(&row);
                 rows.push(row);
@@ -395,6 +419,7 @@ pub fn sparse_csv(rows: &[SparseRow]) -> String {
         "reps",
         "useful_gflops",
         "speedup_vs_dense",
+        "speedup_vs_cublas",
     ];
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -413,6 +438,8 @@ pub fn sparse_csv(rows: &[SparseRow]) -> String {
                 r.timing.reps.to_string(),
                 format!("{:.2}", r.gflops),
                 format!("{:.3}", r.speedup),
+                r.speedup_vs_cublas
+                    .map_or_else(String::new, |v| format!("{v:.3}")),
             ]
         })
         .collect();

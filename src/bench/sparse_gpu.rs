@@ -1,11 +1,15 @@
 //! The GPU side of the sparse-product sweep: [`GpuSparseLinear`] (CSR in f32, BSR-16/32 and
 //! 2:4 on tensor cores in bf16) against this project's dense bf16 tensor-core GEMM
-//! (kernels/gemm_tc.cu) as the baseline, on a CUDA device or the emulator. Every run ends
-//! with a device synchronisation so the timer sees the kernels' whole time.
+//! (kernels/gemm_tc.cu) and, on a CUDA device with libcublas, cuBLAS bf16 as the
+//! baselines, on a CUDA device or the emulator. Every run ends with a device
+//! synchronisation so the timer sees the kernels' whole time.
 
 use half::bf16;
 
+use cudarc::driver::CudaSlice;
+
 use crate::error::Result;
+use crate::gpu::cublas::Cublas;
 use crate::gpu::dense::gemm::{gemm_tc, Gemm};
 use crate::gpu::dense::HalfType;
 use crate::gpu::sparse::GpuSparseLinear;
@@ -24,6 +28,14 @@ enum GpuKernel {
         x: GpuBuffer,
         dy: GpuBuffer,
         out: GpuBuffer,
+    },
+    /// The same dense bf16 operands in cuBLAS's memory, for `cublasGemmEx`.
+    Cublas {
+        blas: Box<Cublas>,
+        w: CudaSlice<bf16>,
+        x: CudaSlice<bf16>,
+        dy: CudaSlice<bf16>,
+        out: CudaSlice<f32>,
     },
     /// The sparse layer with its activations (bf16 for tensor-core formats, f32 for CSR).
     Sparse {
@@ -46,24 +58,79 @@ fn upload_bf16(ctx: &GpuContext, values: &[f32]) -> Result<GpuBuffer> {
     ctx.upload(&half)
 }
 
+/// The row-major product of `op` on dense operands: `Y = X·Wᵀ`, `dX = dY·W` or
+/// `dW = dYᵀ·X`, and which operands are its A and B.
+fn dense_product(op: SparseOp, shape: ProductShape) -> (Gemm, Operand, Operand) {
+    let ProductShape { rows, cols, tokens } = shape;
+    match op {
+        SparseOp::Forward => (
+            Gemm::new(tokens, rows, cols).transposed(false, true),
+            Operand::X,
+            Operand::W,
+        ),
+        SparseOp::BackwardInput => (Gemm::new(tokens, cols, rows), Operand::Dy, Operand::W),
+        SparseOp::WeightGrad => (
+            Gemm::new(rows, cols, tokens).transposed(true, false),
+            Operand::Dy,
+            Operand::X,
+        ),
+    }
+}
+
+/// An operand of a dense product.
+#[derive(Clone, Copy)]
+enum Operand {
+    W,
+    X,
+    Dy,
+}
+
+/// Picks `operand` out of (w, x, dy).
+fn pick<'a, T>(operand: Operand, (w, x, dy): (&'a T, &'a T, &'a T)) -> &'a T {
+    match operand {
+        Operand::W => w,
+        Operand::X => x,
+        Operand::Dy => dy,
+    }
+}
+
 impl GpuWorkload {
-    /// Uploads `matrix` (its dense values for the `Dense` baseline) and the activations
-    /// `x [tokens, cols]`, `dy [tokens, rows]` to `device`.
+    /// Uploads `matrix` (its dense values for the dense baselines: ours, or cuBLAS when
+    /// `vendor`) and the activations `x [tokens, cols]`, `dy [tokens, rows]` to `device`.
     pub fn new(
         device: Device,
         matrix: &SparseMatrix,
         shape: ProductShape,
         x: &[f32],
         dy: &[f32],
+        vendor: bool,
     ) -> Result<GpuWorkload> {
         let ctx = GpuContext::get(device)?;
         let ProductShape { rows, cols, tokens } = shape;
+        let out_len = (tokens * rows.max(cols)).max(rows * cols);
         let kernel = match matrix.format() {
+            SparseFormat::Dense | SparseFormat::Masked if vendor => {
+                let Device::Cuda(ordinal) = device else {
+                    return Err(crate::Error::invalid(format!(
+                        "cuBLAS runs on CUDA devices only, not on {device}"
+                    )));
+                };
+                let blas = Cublas::new(ordinal)?;
+                let half =
+                    |v: &[f32]| -> Vec<bf16> { v.iter().map(|&f| bf16::from_f32(f)).collect() };
+                GpuKernel::Cublas {
+                    w: blas.upload(&half(matrix.to_dense().values()))?,
+                    x: blas.upload(&half(x))?,
+                    dy: blas.upload(&half(dy))?,
+                    out: blas.zeros_f32(out_len)?,
+                    blas: Box::new(blas),
+                }
+            }
             SparseFormat::Dense | SparseFormat::Masked => GpuKernel::DenseTc {
                 w: upload_bf16(ctx, matrix.to_dense().values())?,
                 x: upload_bf16(ctx, x)?,
                 dy: upload_bf16(ctx, dy)?,
-                out: ctx.alloc_bytes(4 * (tokens * rows.max(cols)).max(rows * cols))?,
+                out: ctx.alloc_bytes(4 * out_len)?,
             },
             format => {
                 let tensor = |v: &[f32], n: usize| -> Result<Tensor> {
@@ -85,23 +152,30 @@ impl GpuWorkload {
 
     /// Runs one product and waits for the device.
     pub fn run(&mut self, op: SparseOp) -> Result<()> {
-        let ProductShape { rows, cols, tokens } = self.shape;
         match &mut self.kernel {
             GpuKernel::DenseTc { w, x, dy, out } => {
-                let (g, a, b) = match op {
-                    SparseOp::Forward => (
-                        Gemm::new(tokens, rows, cols).transposed(false, true),
-                        &*x,
-                        &*w,
-                    ),
-                    SparseOp::BackwardInput => (Gemm::new(tokens, cols, rows), &*dy, &*w),
-                    SparseOp::WeightGrad => (
-                        Gemm::new(rows, cols, tokens).transposed(true, false),
-                        &*dy,
-                        &*x,
-                    ),
-                };
-                gemm_tc(self.ctx, HalfType::Bf16, &g, a, b, out)?;
+                let (g, a, b) = dense_product(op, self.shape);
+                let ops = (&*w, &*x, &*dy);
+                gemm_tc(
+                    self.ctx,
+                    HalfType::Bf16,
+                    &g,
+                    pick(a, ops),
+                    pick(b, ops),
+                    out,
+                )?;
+            }
+            GpuKernel::Cublas {
+                blas,
+                w,
+                x,
+                dy,
+                out,
+            } => {
+                let (g, a, b) = dense_product(op, self.shape);
+                let ops = (&*w, &*x, &*dy);
+                blas.gemm(&g, pick(a, ops), pick(b, ops), out)?;
+                return blas.synchronize();
             }
             GpuKernel::Sparse { layer, x, dy } => {
                 let result = match op {

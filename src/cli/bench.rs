@@ -41,7 +41,8 @@ pub enum BenchWhat {
     /// Sparse weight products (forward, input gradient, SDDMM weight gradient) for dense,
     /// CSR, BSR-16, BSR-32 and 2:4 weights at sparsity 0–98%, on 768×768 and 3072×768
     /// weights with 8, 128 and 512 tokens, beside this project's dense kernel and the
-    /// `gemm` crate. Writes DIR/sparse.{csv,md,svg}.
+    /// `gemm` crate (CPU) or cuBLAS bf16 (a CUDA device with libcublas; the CSV gains its
+    /// speedup column). Writes DIR/sparse.{csv,md,svg}.
     Sparse(SparseArgs),
     /// Block-sparse attention (random block layouts, block sparsity 0–90%) against dense
     /// attention at sequence lengths 256–2048, forward and backward. Writes

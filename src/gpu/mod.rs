@@ -4,6 +4,7 @@
 
 mod buffer;
 mod context;
+pub mod cublas;
 pub mod cuda;
 pub mod dense;
 pub mod emu;

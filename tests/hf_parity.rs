@@ -115,6 +115,30 @@ fn forward_command_writes_the_logits() {
     assert!(err <= TOLERANCE, "max relative error {err:e}");
 }
 
+/// The same command on the CUDA emulator: the model moves to the device, the logits come
+/// back to the file, and they match transformers as the CPU's do.
+#[test]
+fn forward_command_runs_on_the_emulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let inputs = fixture("lxmert").join("plain.inputs.safetensors");
+    let output = sparsevlp(&[
+        "forward",
+        "--checkpoint",
+        fixture("lxmert").to_str().unwrap(),
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "emu",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let written = load_tensors(&out).unwrap();
+    let err = max_relative_error(&written[0].1, &case_logits("lxmert", "plain"));
+    assert!(err <= TOLERANCE, "max relative error {err:e}");
+}
+
 #[test]
 fn forward_command_names_a_missing_input_and_fails() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,8 @@ use crate::checkpoint::{load_input_tensors, save_tensors};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::model::hf_checkpoint::HfCheckpoint;
-use crate::nn::Mode;
+
+use crate::nn::{Mode, Module};
 use crate::tensor::DType;
 
 /// Options of `sparsevlp forward`.
@@ -29,21 +30,19 @@ pub struct ForwardArgs {
     /// Where to write the logits [B, answers] (f32, under the name `logits`).
     #[arg(long, value_name = "OUT.safetensors")]
     pub out: PathBuf,
-    /// Where to run: cpu, or auto (the model graph runs on the CPU in this build).
+    /// Where to run: cpu, cuda[:N], emu (the CUDA emulator) or auto (CUDA device 0 when
+    /// one is usable, else the CPU); the logits are written from the host either way.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
 }
 
 /// Runs `sparsevlp forward`.
 pub fn run(args: &ForwardArgs) -> Result<()> {
-    if args.device != "auto" && Device::parse(&args.device)?.is_gpu() {
-        return Err(Error::invalid(format!(
-            "forward: --device {}: the model graph runs on the CPU in this build \
-             (use --device cpu)",
-            args.device
-        )));
-    }
+    let device = Device::parse(&args.device)?;
     let mut checkpoint = HfCheckpoint::load(&args.checkpoint)?;
+    if device.is_gpu() {
+        checkpoint.model.to_device(device)?;
+    }
     let inputs = load_input_tensors(&args.inputs)?.into_iter().collect();
     let logits = checkpoint
         .model

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::sparsevlp;
 
@@ -29,20 +29,18 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `sparsevlp data synth` of `questions` questions (24-pixel images) into `tmp/data`.
+fn synth(tmp: &Path, questions: &str) -> PathBuf {
+    let data = tmp.join("data");
+    let args = ["data", "synth", "--out", s(&data), "--questions", questions];
+    ok(&[&args[..], &["--image-size", "24"]].concat());
+    data
+}
+
 #[test]
 fn train_then_eval_and_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        s(&data),
-        "--questions",
-        "240",
-        "--image-size",
-        "24",
-    ]);
+    let data = synth(tmp.path(), "240");
     let run = tmp.path().join("run");
     let train = [
         "--threads",
@@ -186,17 +184,7 @@ fn train_then_eval_and_clear_errors() {
 #[test]
 fn train_runs_on_the_emulator_device_and_refuses_a_missing_gpu() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        s(&data),
-        "--questions",
-        "120",
-        "--image-size",
-        "24",
-    ]);
+    let data = synth(tmp.path(), "120");
     let run = tmp.path().join("run");
     let out = sparsevlp(&[
         "train",

@@ -9,31 +9,20 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::gpu::devices;
-use sparsevlp::data::synth::{generate, SynthConfig};
-use sparsevlp::data::{prepare, BatchOptions, Prepared, VqaDataset};
+use common::synth::prepared_synth;
+use sparsevlp::data::{BatchOptions, Prepared};
 use sparsevlp::model::config::ModelConfig;
 use sparsevlp::model::hf_checkpoint::HfCheckpoint;
 use sparsevlp::model::vqa::VqaModel;
 use sparsevlp::nn::{Init, Module};
 use sparsevlp::train::loss::{build_objective, LossKind};
 use sparsevlp::train::run_dir::LAST;
-use sparsevlp::train::setup::{data_config, fit_to_data};
 use sparsevlp::train::{TrainOptions, Trainer};
 use sparsevlp::Device;
 
 /// A tiny dataset prepared for `preset`.
 fn tiny_data(dir: &Path, preset: &str) -> (ModelConfig, Prepared) {
-    let cfg = SynthConfig {
-        questions: 120,
-        image_size: 32,
-        ..SynthConfig::default()
-    };
-    generate(dir, &cfg, &mut |_| {}).unwrap();
-    let dataset = VqaDataset::open(dir).unwrap();
-    let mut config = ModelConfig::preset(preset).unwrap();
-    let data = prepare(&dataset, &data_config(&config, &dataset)).unwrap();
-    fit_to_data(&mut config, &data).unwrap();
-    (config, data)
+    prepared_synth(dir, preset, 120, 32)
 }
 
 fn trainer<'d>(config: &ModelConfig, data: &'d Prepared, loss: LossKind) -> Trainer<'d> {

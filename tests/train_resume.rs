@@ -8,15 +8,16 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::rc::Rc;
 
-use sparsevlp::data::synth::{generate, SynthConfig};
-use sparsevlp::data::{prepare, BatchOptions, Prepared, VisualBatch, VqaDataset};
+mod common;
+
+use common::synth::prepared_synth;
+use sparsevlp::data::{BatchOptions, Prepared, VisualBatch};
 use sparsevlp::model::config::ModelConfig;
 use sparsevlp::model::hf_checkpoint::HfCheckpoint;
 use sparsevlp::model::vqa::VqaModel;
 use sparsevlp::nn::{Init, Mode, Module};
 use sparsevlp::train::loss::{build_objective, LossKind};
 use sparsevlp::train::run_dir::{load_record, LAST, LOG_FILE};
-use sparsevlp::train::setup::{data_config, fit_to_data};
 use sparsevlp::train::{
     batch_loss, evaluate, forward_batch, StepHook, StepRecord, TrainOptions, Trainer,
 };
@@ -24,17 +25,7 @@ use sparsevlp::{DType, Result, Tensor};
 
 /// A tiny dataset (240 questions, 24-pixel images) prepared for `preset`.
 fn tiny_data(dir: &Path, preset: &str) -> (ModelConfig, Prepared) {
-    let cfg = SynthConfig {
-        questions: 240,
-        image_size: 24,
-        ..SynthConfig::default()
-    };
-    generate(dir, &cfg, &mut |_| {}).unwrap();
-    let dataset = VqaDataset::open(dir).unwrap();
-    let mut config = ModelConfig::preset(preset).unwrap();
-    let data = prepare(&dataset, &data_config(&config, &dataset)).unwrap();
-    fit_to_data(&mut config, &data).unwrap();
-    (config, data)
+    prepared_synth(dir, preset, 240, 24)
 }
 
 fn options() -> TrainOptions {

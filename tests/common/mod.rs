@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod gpu;
+pub mod synth;
 pub mod tiny;
 
 use sparsevlp::gradcheck::{check_gradient, dot, GradCheckConfig};

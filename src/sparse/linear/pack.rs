@@ -7,9 +7,12 @@
 //! kernel vectorised over tokens loads it as whole registers; one vectorised over
 //! outputs broadcasts its elements from one cache line.
 
+use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
 
 use rayon::prelude::*;
+
+use super::simd::{Lanes, Portable};
 
 /// Floats per cache line: buffers start on a line so register loads never split one.
 const LINE: usize = 16;
@@ -51,33 +54,121 @@ impl DerefMut for Aligned {
     }
 }
 
+/// Largest scratch buffer, in floats, a thread keeps for its next call (8 MiB).
+const KEEP_MAX: usize = 1 << 21;
+
+/// The per-thread scratch buffers kernels reuse between calls.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Scratch {
+    /// Packed activations (filled by the calling thread).
+    Packed,
+    /// Accumulators of one task.
+    Accum,
+}
+
+thread_local! {
+    static PACKED: Cell<Option<Aligned>> = const { Cell::new(None) };
+    static ACCUM: Cell<Option<Aligned>> = const { Cell::new(None) };
+}
+
+/// Runs `f` on `len` floats of 64-byte aligned scratch (contents unspecified) kept by
+/// this thread between calls, so kernels neither allocate nor zero per call. A nested
+/// use of the same buffer on the thread (a rayon task run while the first waits) gets
+/// a fresh one.
+pub(super) fn with_scratch<R>(which: Scratch, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let slot = match which {
+        Scratch::Packed => &PACKED,
+        Scratch::Accum => &ACCUM,
+    };
+    let mut buf = slot
+        .with(Cell::take)
+        .filter(|b| b.len() >= len)
+        .unwrap_or_else(|| Aligned::zeros(len));
+    let r = f(&mut buf[..len]);
+    if buf.len() <= KEEP_MAX {
+        slot.with(|s| s.set(Some(buf)));
+    }
+    r
+}
+
 /// Packs `x [tokens, cols]` into token tiles of `t` (layout in the module comment).
 pub(super) fn pack_tiles(x: &[f32], tokens: usize, cols: usize, t: usize) -> Aligned {
-    let tiles = tokens.div_ceil(t);
-    let mut out = Aligned::zeros(tiles * cols * t);
+    let mut out = Aligned::zeros(tokens.div_ceil(t) * cols * t);
+    pack_tiles_into::<Portable>(x, tokens, cols, t, &mut out);
+    out
+}
+
+/// Packs `x [tokens, cols]` into `dst` (`ceil(tokens / t) * cols * t` floats, any prior
+/// contents; the layout of the module comment, padding tokens written as zeros). When
+/// `t` is a multiple of `S::LANES`, whole `LANES × LANES` blocks go through
+/// [`Lanes::transpose_lanes`] at `S::LEVEL`; the rest element by element.
+pub(super) fn pack_tiles_into<S: Lanes>(
+    x: &[f32],
+    tokens: usize,
+    cols: usize,
+    t: usize,
+    dst: &mut [f32],
+) {
+    let n = S::LANES;
+    assert_eq!(
+        dst.len(),
+        tokens.div_ceil(t) * cols * t,
+        "pack_tiles_into: dst length"
+    );
     if cols == 0 {
-        return out;
+        return;
     }
-    out.par_chunks_mut(cols * t)
+    dst.par_chunks_mut(cols * t)
         .enumerate()
         .for_each(|(tile, dst)| {
             let first = tile * t;
-            let rows = &x[first * cols..(first + t).min(tokens) * cols];
+            let valid = t.min(tokens - first);
+            let rows = &x[first * cols..(first + valid) * cols];
+            // Token blocks handled by whole-register transposes.
+            let full = if t.is_multiple_of(n) {
+                valid / n * n
+            } else {
+                0
+            };
             // Column blocks of a cache line's width keep the destination lines of a block
             // in L1 while the tile's tokens stream past.
             dst.par_chunks_mut(LINE * t)
+                .with_min_len(4)
                 .enumerate()
                 .for_each(|(block, dst)| {
                     let c0 = block * LINE;
                     let width = dst.len() / t;
-                    for (j, row) in rows.chunks_exact(cols).enumerate() {
-                        for (c, &v) in row[c0..c0 + width].iter().enumerate() {
-                            dst[c * t + j] = v;
+                    let wide = if full > 0 { width / n * n } else { 0 };
+                    S::run(
+                        #[inline(always)]
+                        || {
+                            for k in (0..full).step_by(n) {
+                                for c in (0..wide).step_by(n) {
+                                    // SAFETY: runs at S::LEVEL; tokens k..k+n of the
+                                    // tile and columns c0+c..c0+c+n are inside `rows`,
+                                    // and columns c..c+n, tokens k..k+n inside `dst`.
+                                    unsafe {
+                                        S::transpose_lanes(
+                                            rows.as_ptr().add(k * cols + c0 + c),
+                                            cols,
+                                            dst.as_mut_ptr().add(c * t + k),
+                                            t,
+                                            n,
+                                        )
+                                    };
+                                }
+                            }
+                        },
+                    );
+                    for j in 0..t {
+                        let row = (j < valid).then(|| &rows[j * cols + c0..j * cols + c0 + width]);
+                        let done = if j < full { wide } else { 0 };
+                        for c in done..width {
+                            dst[c * t + j] = row.map_or(0.0, |r| r[c]);
                         }
                     }
                 });
         });
-    out
 }
 
 #[cfg(test)]

@@ -34,12 +34,19 @@ pub(super) trait Lanes: Copy {
     /// Sum of all lanes.
     unsafe fn sum(v: Self::V) -> f32;
 
-    /// Writes the transpose of the 8 × 8 block at `src` (row stride `src_ld`) to `dst`
-    /// (row stride `dst_ld`): `dst[j * dst_ld + i] = src[i * src_ld + j]`.
+    /// Writes rows `j < n` of the transpose of the `LANES × LANES` block at `src` (row
+    /// stride `src_ld`) to `dst` (row stride `dst_ld`): `dst[j * dst_ld + i] = src[i *
+    /// src_ld + j]`. Every row of the source block is read.
     #[inline(always)]
-    unsafe fn transpose8(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
-        for i in 0..8 {
-            for j in 0..8 {
+    unsafe fn transpose_lanes(
+        src: *const f32,
+        src_ld: usize,
+        dst: *mut f32,
+        dst_ld: usize,
+        n: usize,
+    ) {
+        for i in 0..Self::LANES {
+            for j in 0..n {
                 *dst.add(j * dst_ld + i) = *src.add(i * src_ld + j);
             }
         }
@@ -104,14 +111,65 @@ mod x86 {
             _mm512_reduce_add_ps(v)
         }
         #[inline(always)]
-        unsafe fn transpose8(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
-            transpose8_avx(src, src_ld, dst, dst_ld)
+        unsafe fn transpose_lanes(
+            src: *const f32,
+            src_ld: usize,
+            dst: *mut f32,
+            dst_ld: usize,
+            n: usize,
+        ) {
+            // Within each 128-bit lane: unpack pairs, then quads, as in `transpose8_avx`;
+            // then a 4 × 4 transpose of the lanes themselves.
+            let r: [__m512; 16] =
+                std::array::from_fn(|i| unsafe { _mm512_loadu_ps(src.add(i * src_ld)) });
+            let t: [__m512; 16] = std::array::from_fn(|i| {
+                let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+                if i % 2 == 0 {
+                    _mm512_unpacklo_ps(a, b)
+                } else {
+                    _mm512_unpackhi_ps(a, b)
+                }
+            });
+            // u[4g + j], lane l: column 4l + j of rows 4g..4g + 4.
+            let u: [__m512; 16] = std::array::from_fn(|i| {
+                let (g, j) = (i / 4, i % 4);
+                let (a, b) = (t[4 * g + j / 2], t[4 * g + 2 + j / 2]);
+                if j % 2 == 0 {
+                    _mm512_shuffle_ps::<0x44>(a, b)
+                } else {
+                    _mm512_shuffle_ps::<0xEE>(a, b)
+                }
+            });
+            for j in 0..4 {
+                let a = _mm512_shuffle_f32x4::<0x44>(u[j], u[4 + j]);
+                let b = _mm512_shuffle_f32x4::<0x44>(u[8 + j], u[12 + j]);
+                let c = _mm512_shuffle_f32x4::<0xEE>(u[j], u[4 + j]);
+                let d = _mm512_shuffle_f32x4::<0xEE>(u[8 + j], u[12 + j]);
+                let rows = [
+                    _mm512_shuffle_f32x4::<0x88>(a, b),
+                    _mm512_shuffle_f32x4::<0xDD>(a, b),
+                    _mm512_shuffle_f32x4::<0x88>(c, d),
+                    _mm512_shuffle_f32x4::<0xDD>(c, d),
+                ];
+                for (l, v) in rows.into_iter().enumerate() {
+                    if 4 * l + j < n {
+                        _mm512_storeu_ps(dst.add((4 * l + j) * dst_ld), v);
+                    }
+                }
+            }
         }
     }
 
-    /// [`Lanes::transpose8`] with AVX shuffles (unpack pairs, then quads, then halves).
+    /// [`Lanes::transpose_lanes`] for 8 lanes with AVX shuffles (unpack pairs, then
+    /// quads, then halves).
     #[inline(always)]
-    unsafe fn transpose8_avx(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
+    unsafe fn transpose8_avx(
+        src: *const f32,
+        src_ld: usize,
+        dst: *mut f32,
+        dst_ld: usize,
+        n: usize,
+    ) {
         let r: [__m256; 8] =
             std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * src_ld)) });
         let t: [__m256; 8] = std::array::from_fn(|i| {
@@ -139,14 +197,16 @@ mod x86 {
             q(t[5], t[7], false),
             q(t[5], t[7], true),
         ];
-        for j in 0..4 {
+        for j in 0..4.min(n) {
             _mm256_storeu_ps(
                 dst.add(j * dst_ld),
                 _mm256_permute2f128_ps::<0x20>(u[j], u[j + 4]),
             );
+        }
+        for j in 4..n {
             _mm256_storeu_ps(
-                dst.add((j + 4) * dst_ld),
-                _mm256_permute2f128_ps::<0x31>(u[j], u[j + 4]),
+                dst.add(j * dst_ld),
+                _mm256_permute2f128_ps::<0x31>(u[j - 4], u[j]),
             );
         }
     }
@@ -186,8 +246,14 @@ mod x86 {
             _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)))
         }
         #[inline(always)]
-        unsafe fn transpose8(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
-            transpose8_avx(src, src_ld, dst, dst_ld)
+        unsafe fn transpose_lanes(
+            src: *const f32,
+            src_ld: usize,
+            dst: *mut f32,
+            dst_ld: usize,
+            n: usize,
+        ) {
+            transpose8_avx(src, src_ld, dst, dst_ld, n)
         }
     }
 }

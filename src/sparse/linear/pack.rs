@@ -54,6 +54,9 @@ impl DerefMut for Aligned {
     }
 }
 
+/// Columns one packing task covers.
+const CHUNK_COLS: usize = 256;
+
 /// Largest scratch buffer, in floats, a thread keeps for its next call (8 MiB).
 const KEEP_MAX: usize = 1 << 21;
 
@@ -130,13 +133,12 @@ pub(super) fn pack_tiles_into<S: Lanes>(
             } else {
                 0
             };
-            // Column blocks of a cache line's width keep the destination lines of a block
-            // in L1 while the tile's tokens stream past.
-            dst.par_chunks_mut(LINE * t)
-                .with_min_len(4)
+            // Chunks of columns per task; within one, whole-register blocks go token
+            // block by token block so `x` is read as `n` sequential streams.
+            dst.par_chunks_mut(CHUNK_COLS * t)
                 .enumerate()
-                .for_each(|(block, dst)| {
-                    let c0 = block * LINE;
+                .for_each(|(chunk, dst)| {
+                    let c0 = chunk * CHUNK_COLS;
                     let width = dst.len() / t;
                     let wide = if full > 0 { width / n * n } else { 0 };
                     S::run(
@@ -153,18 +155,26 @@ pub(super) fn pack_tiles_into<S: Lanes>(
                                             cols,
                                             dst.as_mut_ptr().add(c * t + k),
                                             t,
-                                            n,
+                                            [n, n],
+                                            false,
                                         )
                                     };
                                 }
                             }
                         },
                     );
-                    for j in 0..t {
-                        let row = (j < valid).then(|| &rows[j * cols + c0..j * cols + c0 + width]);
-                        let done = if j < full { wide } else { 0 };
-                        for c in done..width {
-                            dst[c * t + j] = row.map_or(0.0, |r| r[c]);
+                    // The rest element by element, in column blocks of a cache line's
+                    // width so a block's destination lines stay in L1 while the tile's
+                    // tokens stream past.
+                    for b in (0..width).step_by(LINE) {
+                        let be = (b + LINE).min(width);
+                        for j in 0..t {
+                            let row =
+                                (j < valid).then(|| &rows[j * cols + c0..j * cols + c0 + width]);
+                            let first = if j < full { wide.max(b) } else { b };
+                            for c in first..be {
+                                dst[c * t + j] = row.map_or(0.0, |r| r[c]);
+                            }
                         }
                     }
                 });

@@ -233,8 +233,18 @@ impl Rows {
         for p in 0..last {
             self.rows_pass::<S, NV>(p, r0, [r0, r1], xt, yt);
         }
-        for g in (r0..r1).step_by(OUT_GROUP) {
-            let ge = (g + OUT_GROUP).min(r1);
+        // Groups start where an output row's column `g` starts a cache line (the first
+        // group ends there), so whole transposed blocks are line-aligned stores.
+        let line = S::LANES;
+        let head = (line - (dst as usize / 4 + r0) % line) % line;
+        let mut g = r0;
+        while g < r1 {
+            let ge = if g == r0 && head > 0 {
+                r0 + head
+            } else {
+                g + OUT_GROUP
+            }
+            .min(r1);
             if self.panels > 0 {
                 self.rows_pass::<S, NV>(last, r0, [g, ge], xt, yt);
             }
@@ -245,7 +255,9 @@ impl Rows {
                 dst.add(g),
                 self.out,
             );
+            g = ge;
         }
+        S::fence();
     }
 
     /// Adds panel `p` of rows `rows[0]..rows[1]` into `yt` (the buffer of the range
@@ -349,7 +361,8 @@ impl Rows {
 
 /// `dst[k * ld + i] = yt[i * t + k]` for `i < rows`, `k < tokens`: the finished `Yᵗ`
 /// block of a row group written into the output's columns, `LANES × LANES` blocks at a
-/// time, so each token's outputs of a block go out as one register store.
+/// time (the last one masked to the rows left), so each token's outputs of a block go
+/// out as one register store — a non-temporal one where it fills a cache line.
 ///
 /// # Safety
 /// Runs at `S::LEVEL`; `yt` is `[rows][t]` with `t` a multiple of `LANES`; `dst` is
@@ -364,21 +377,10 @@ unsafe fn transpose_out<S: Lanes>(
 ) {
     let n = S::LANES;
     let src = yt.as_ptr();
-    let full_rows = rows / n * n;
     for k in (0..tokens).step_by(n) {
-        for i in (0..full_rows).step_by(n) {
-            S::transpose_lanes(
-                src.add(i * t + k),
-                t,
-                dst.add(k * ld + i),
-                ld,
-                n.min(tokens - k),
-            );
-        }
-    }
-    for k in 0..tokens {
-        for i in full_rows..rows {
-            *dst.add(k * ld + i) = yt[i * t + k];
+        for i in (0..rows).step_by(n) {
+            let wn = [n.min(rows - i), n.min(tokens - k)];
+            S::transpose_lanes(src.add(i * t + k), t, dst.add(k * ld + i), ld, wn, true);
         }
     }
 }

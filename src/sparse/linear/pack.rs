@@ -184,6 +184,41 @@ pub(super) fn pack_tiles_into<S: Lanes>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::cpu::SimdLevel;
+
+    /// `pack_tiles_into::<S>` over a buffer of stale values matches the element-wise
+    /// layout, padding included.
+    fn check_into<S: Lanes>() {
+        for (tokens, cols) in [(1usize, 5usize), (31, 17), (40, 33), (70, 300)] {
+            for t in [S::LANES, 2 * S::LANES, 4 * S::LANES] {
+                let x: Vec<f32> = (0..tokens * cols).map(|i| i as f32 * 0.5 - 3.0).collect();
+                let mut p = vec![f32::NAN; tokens.div_ceil(t) * cols * t];
+                pack_tiles_into::<S>(&x, tokens, cols, t, &mut p);
+                for tok in 0..tokens.div_ceil(t) * t {
+                    for c in 0..cols {
+                        let want = if tok < tokens { x[tok * cols + c] } else { 0.0 };
+                        let got = p[(tok / t) * cols * t + c * t + tok % t];
+                        assert_eq!(got, want, "tokens {tokens} cols {cols} t {t}: ({tok}, {c})");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packing_into_stale_buffers_matches_at_every_level() {
+        check_into::<Portable>();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let cpu = SimdLevel::detect();
+            if cpu.min(SimdLevel::Avx2) == SimdLevel::Avx2 {
+                check_into::<super::super::simd::Ymm>();
+            }
+            if cpu == SimdLevel::Avx512 {
+                check_into::<super::super::simd::Zmm>();
+            }
+        }
+    }
 
     #[test]
     fn tiles_hold_transposed_tokens_zero_padded() {

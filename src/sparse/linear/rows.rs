@@ -10,11 +10,26 @@
 //! while every row of a task passes over it (each row keeps, per panel, where its
 //! entries start), and rows go in pairs so the multiply-add chains overlap.
 //!
-//! Tasks own contiguous row ranges of balanced cost (entries plus a per-row overhead)
-//! rather than rows in the matrix's heavy-first `row_order`: a range's finished `Yᵗ`
-//! block is transposed (8 × 8 register blocks) straight into the output's columns
-//! `r0..r1`, which no other task touches, and the cost balance gives the same load
-//! balance as the swizzle.
+//! Tasks own contiguous row ranges of balanced cost (entries plus a per-row overhead),
+//! starting at multiples of [`RANGE_ALIGN`] rows, rather than rows in the matrix's
+//! heavy-first `row_order`: a range's finished `Yᵗ` block is transposed (`LANES × LANES`
+//! register blocks, 16 × 16 with AVX-512) straight into the output's columns `r0..r1`,
+//! which no other task touches, and the cost balance gives the same load balance as the
+//! swizzle.
+//!
+//! Costs that do not scale with the entries are kept small: activations are packed with
+//! register transposes into a per-thread buffer reused between calls, as is each task's
+//! `Yᵗ` (no allocation or zero fill per call: the first panel sets the accumulators);
+//! the last panel runs in cache-line-aligned groups of rows, each transposed while in
+//! L1 so every token's outputs of a block leave as one 64-byte store, non-temporal for
+//! outputs past [`STREAM_MIN`] (no read of the line first), masked at ragged edges.
+//!
+//! Floors (AVX-512, 3072 × 768 weight × 512 tokens): the multiply-adds need one
+//! activation load each (the weight broadcast is shared by the tile's 4 registers), so
+//! the loop is bound by loads, and the whole 192 KiB tile of `Xᵗ` does not fit L1 —
+//! a panel's lines come largely from L2, at about 0.75 multiply-adds per cycle per core
+//! measured against 2 at the load-port limit. What remains per call besides the entries
+//! is writing the 6 MiB output (about a third of the time at 98% sparsity).
 
 use rayon::prelude::*;
 
@@ -51,6 +66,10 @@ const RANGE_ALIGN: usize = 16;
 /// as whole cache lines (the output's rows are often a multiple of 4 KiB apart, so
 /// partially written lines would evict each other before they are complete).
 const OUT_GROUP: usize = 32;
+/// Outputs of at least this many floats (4 MiB, twice both cores' L2 together) are written
+/// with non-temporal stores: they would not stay in cache anyway, and the stores then
+/// skip reading the lines first. Smaller ones stay in cache for their consumer.
+const STREAM_MIN: usize = 1 << 20;
 /// The cost of a row beyond its entries, in entries.
 const ROW_COST: usize = 4;
 /// Fewest input columns per panel: a panel of a 64-token tile is then 24 KiB.
@@ -182,6 +201,7 @@ impl Rows {
             pack_tiles_into::<S>(x, tokens, self.inp, t, xp);
             let xp = &*xp;
             let out = SharedOut::new(y);
+            let stream = tokens * self.out >= STREAM_MIN;
             self.ranges.par_windows(2).for_each(|range| {
                 let (r0, r1) = (range[0], range[1]);
                 with_scratch(Scratch::Accum, (r1 - r0) * t, |yt| {
@@ -199,6 +219,7 @@ impl Rows {
                                     yt,
                                     valid,
                                     out.at(tile * t * self.out),
+                                    stream,
                                 )
                             },
                         );
@@ -210,7 +231,7 @@ impl Rows {
 
     /// One token tile of the rows `r0..r1`: every panel into `yt` (the first from zero),
     /// the last one group by group, each group transposed into `dst` (the tile's first
-    /// output row) while it is still in L1.
+    /// output row) while it is still in L1, with non-temporal stores when `stream`.
     ///
     /// # Safety
     /// Runs at `S::LEVEL`; `xt` is one packed tile of `t = NV * LANES` tokens; `yt` holds
@@ -224,6 +245,7 @@ impl Rows {
         yt: &mut [f32],
         valid: usize,
         dst: *mut f32,
+        stream: bool,
     ) {
         let t = NV * S::LANES;
         if self.panels == 0 {
@@ -254,6 +276,7 @@ impl Rows {
                 [ge - g, valid],
                 dst.add(g),
                 self.out,
+                stream,
             );
             g = ge;
         }
@@ -362,7 +385,8 @@ impl Rows {
 /// `dst[k * ld + i] = yt[i * t + k]` for `i < rows`, `k < tokens`: the finished `Yᵗ`
 /// block of a row group written into the output's columns, `LANES × LANES` blocks at a
 /// time (the last one masked to the rows left), so each token's outputs of a block go
-/// out as one register store — a non-temporal one where it fills a cache line.
+/// out as one register store — with `stream`, a non-temporal one where it fills a cache
+/// line.
 ///
 /// # Safety
 /// Runs at `S::LEVEL`; `yt` is `[rows][t]` with `t` a multiple of `LANES`; `dst` is
@@ -374,13 +398,14 @@ unsafe fn transpose_out<S: Lanes>(
     [rows, tokens]: [usize; 2],
     dst: *mut f32,
     ld: usize,
+    stream: bool,
 ) {
     let n = S::LANES;
     let src = yt.as_ptr();
     for k in (0..tokens).step_by(n) {
         for i in (0..rows).step_by(n) {
             let wn = [n.min(rows - i), n.min(tokens - k)];
-            S::transpose_lanes(src.add(i * t + k), t, dst.add(k * ld + i), ld, wn, true);
+            S::transpose_lanes(src.add(i * t + k), t, dst.add(k * ld + i), ld, wn, stream);
         }
     }
 }

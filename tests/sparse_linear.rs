@@ -199,8 +199,17 @@ fn run_at(len: usize, offset: usize, what: &str, run: impl FnOnce(&mut [f32])) -
 fn compressed_rows_handle_ragged_tiles_and_unaligned_outputs() {
     // Token counts around the 16/32/64-token tiles, output widths around the 16-row
     // transpose blocks, every third row empty, row 2 fully dense (CSR), and outputs
-    // starting at several float offsets within a cache line.
-    for (shape, seed) in [([16, 40], 1), ([47, 33], 2), ([130, 96], 3)] {
+    // starting at several float offsets within a cache line. 600 rows make several
+    // task ranges (at most 512 rows each) and a ragged last transpose block; 2100 rows
+    // at 513 tokens an output large enough for non-temporal stores.
+    let shapes = [
+        ([16, 40], 1),
+        ([47, 33], 2),
+        ([130, 96], 3),
+        ([600, 24], 4),
+        ([2100, 24], 5),
+    ];
+    for (shape, seed) in shapes {
         let [rows, cols] = shape;
         let m = random_masked(rows, cols, 0.8, Granularity::Element, seed).unwrap();
         let keep: Vec<bool> = (0..rows * cols)
@@ -218,7 +227,7 @@ fn compressed_rows_handle_ragged_tiles_and_unaligned_outputs() {
             let dense = w.to_dense();
             for level in levels() {
                 let lin = SparseLinear::new(w).unwrap().with_simd(level).unwrap();
-                for tokens in [1, 15, 17, 63, 65, 513] {
+                for tokens in [1, 15, 17, 31, 33, 63, 65, 513] {
                     let x = randn(tokens * cols, tokens as u64);
                     let dy = randn(tokens * rows, 1 + tokens as u64);
                     let want_y = reference::forward(&dense, &x, tokens).unwrap();

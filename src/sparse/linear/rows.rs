@@ -10,15 +10,30 @@
 //! while every row of a task passes over it (each row keeps, per panel, where its
 //! entries start), and rows go in pairs so the multiply-add chains overlap.
 //!
-//! Tasks own contiguous row ranges of balanced cost (entries plus a per-row overhead)
-//! rather than rows in the matrix's heavy-first `row_order`: a range's finished `Yᵗ`
-//! block is transposed (8 × 8 register blocks) straight into the output's columns
-//! `r0..r1`, which no other task touches, and the cost balance gives the same load
-//! balance as the swizzle.
+//! Tasks own contiguous row ranges of balanced cost (entries plus a per-row overhead),
+//! starting at multiples of [`RANGE_ALIGN`] rows, rather than rows in the matrix's
+//! heavy-first `row_order`: a range's finished `Yᵗ` block is transposed (`LANES × LANES`
+//! register blocks, 16 × 16 with AVX-512) straight into the output's columns `r0..r1`,
+//! which no other task touches, and the cost balance gives the same load balance as the
+//! swizzle.
+//!
+//! Costs that do not scale with the entries are kept small: activations are packed with
+//! register transposes into a per-thread buffer reused between calls, as is each task's
+//! `Yᵗ` (no allocation or zero fill per call: the first panel sets the accumulators);
+//! the last panel runs in cache-line-aligned groups of rows, each transposed while in
+//! L1 so every token's outputs of a block leave as one 64-byte store, non-temporal for
+//! outputs past [`STREAM_MIN`] (no read of the line first), masked at ragged edges.
+//!
+//! Floors (AVX-512, 3072 × 768 weight × 512 tokens): the multiply-adds need one
+//! activation load each (the weight broadcast is shared by the tile's 4 registers), so
+//! the loop is bound by loads, and the whole 192 KiB tile of `Xᵗ` does not fit L1 —
+//! a panel's lines come largely from L2, at about 0.75 multiply-adds per cycle per core
+//! measured against 2 at the load-port limit. What remains per call besides the entries
+//! is writing the 6 MiB output (about a third of the time at 98% sparsity).
 
 use rayon::prelude::*;
 
-use super::pack::{pack_tiles, Aligned};
+use super::pack::{pack_tiles_into, with_scratch, Scratch};
 use super::simd::{Lanes, Portable, SharedOut};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Ymm, Zmm};
@@ -44,10 +59,17 @@ pub(super) struct Rows {
 
 /// Most rows one task owns (bounds its `Yᵗ` buffer).
 const MAX_RANGE_ROWS: usize = 512;
+/// Task ranges start at multiples of this many rows, so whole register blocks of a
+/// range's outputs are transposed together.
+const RANGE_ALIGN: usize = 16;
 /// Rows transposed into the output together: a token's outputs of a group are written
 /// as whole cache lines (the output's rows are often a multiple of 4 KiB apart, so
 /// partially written lines would evict each other before they are complete).
 const OUT_GROUP: usize = 32;
+/// Outputs of at least this many floats (4 MiB, twice both cores' L2 together) are written
+/// with non-temporal stores: they would not stay in cache anyway, and the stores then
+/// skip reading the lines first. Smaller ones stay in cache for their consumer.
+const STREAM_MIN: usize = 1 << 20;
 /// The cost of a row beyond its entries, in entries.
 const ROW_COST: usize = 4;
 /// Fewest input columns per panel: a panel of a 64-token tile is then 24 KiB.
@@ -78,7 +100,8 @@ impl Rows {
         let mut cost = 0;
         for r in 0..out {
             cost += row_ptr[r + 1] - row_ptr[r] + ROW_COST;
-            if cost >= target || r + 1 - ranges[ranges.len() - 1] == MAX_RANGE_ROWS {
+            let aligned = (r + 1) % RANGE_ALIGN == 0;
+            if aligned && (cost >= target || r + 1 - ranges[ranges.len() - 1] == MAX_RANGE_ROWS) {
                 ranges.push(r + 1);
                 cost = 0;
             }
@@ -173,51 +196,95 @@ impl Rows {
         if tokens == 0 || self.out == 0 {
             return;
         }
-        let xp = pack_tiles(x, tokens, self.inp, t);
-        let out = SharedOut::new(y);
-        self.ranges.par_windows(2).for_each(|range| {
-            let (r0, r1) = (range[0], range[1]);
-            let mut yt = Aligned::zeros((r1 - r0) * t);
-            for tile in 0..tokens.div_ceil(t) {
-                let xt = &xp[tile * self.inp * t..(tile + 1) * self.inp * t];
-                let valid = t.min(tokens - tile * t);
-                yt.fill(0.0);
-                S::run(
-                    #[inline(always)]
-                    || {
-                        // SAFETY (every call below): runs at S::LEVEL; `xt` is one packed
-                        // tile of `t` tokens; `yt` has `t` floats per row of the range;
-                        // this task alone owns output columns r0..r1, and the tile's
-                        // `valid` tokens are inside the output.
-                        let last = self.panels.saturating_sub(1);
-                        for p in 0..last {
-                            unsafe { self.rows_pass::<S, NV>(p, r0, [r0, r1], xt, &mut yt) };
-                        }
-                        // The last panel goes OUT_GROUP rows at a time, each group
-                        // transposed into the output while it is still in L1.
-                        for g in (r0..r1).step_by(OUT_GROUP) {
-                            let ge = (g + OUT_GROUP).min(r1);
-                            if self.panels > 0 {
-                                unsafe { self.rows_pass::<S, NV>(last, r0, [g, ge], xt, &mut yt) };
-                            }
-                            unsafe {
-                                transpose_out::<S>(
-                                    &yt[(g - r0) * t..],
-                                    t,
-                                    [ge - g, valid],
-                                    out.at(tile * t * self.out + g),
-                                    self.out,
+        let tiles = tokens.div_ceil(t);
+        with_scratch(Scratch::Packed, tiles * self.inp * t, |xp| {
+            pack_tiles_into::<S>(x, tokens, self.inp, t, xp);
+            let xp = &*xp;
+            let out = SharedOut::new(y);
+            let stream = tokens * self.out >= STREAM_MIN;
+            self.ranges.par_windows(2).for_each(|range| {
+                let (r0, r1) = (range[0], range[1]);
+                with_scratch(Scratch::Accum, (r1 - r0) * t, |yt| {
+                    for tile in 0..tiles {
+                        let xt = &xp[tile * self.inp * t..(tile + 1) * self.inp * t];
+                        let valid = t.min(tokens - tile * t);
+                        // SAFETY: see `range_tile`; this task alone owns output columns
+                        // r0..r1 and the tile's `valid` tokens are inside the output.
+                        S::run(
+                            #[inline(always)]
+                            || unsafe {
+                                self.range_tile::<S, NV>(
+                                    [r0, r1],
+                                    xt,
+                                    yt,
+                                    valid,
+                                    out.at(tile * t * self.out),
+                                    stream,
                                 )
-                            };
-                        }
-                    },
-                );
-            }
+                            },
+                        );
+                    }
+                });
+            });
         });
     }
 
+    /// One token tile of the rows `r0..r1`: every panel into `yt` (the first from zero),
+    /// the last one group by group, each group transposed into `dst` (the tile's first
+    /// output row) while it is still in L1, with non-temporal stores when `stream`.
+    ///
+    /// # Safety
+    /// Runs at `S::LEVEL`; `xt` is one packed tile of `t = NV * LANES` tokens; `yt` holds
+    /// `t` floats per row of the range; `dst` is writable at `k * out + r` for `k <
+    /// valid`, `r0 <= r < r1`.
+    #[inline(always)]
+    unsafe fn range_tile<S: Lanes, const NV: usize>(
+        &self,
+        [r0, r1]: [usize; 2],
+        xt: &[f32],
+        yt: &mut [f32],
+        valid: usize,
+        dst: *mut f32,
+        stream: bool,
+    ) {
+        let t = NV * S::LANES;
+        if self.panels == 0 {
+            yt.fill(0.0);
+        }
+        let last = self.panels.saturating_sub(1);
+        for p in 0..last {
+            self.rows_pass::<S, NV>(p, r0, [r0, r1], xt, yt);
+        }
+        // Groups start where an output row's column `g` starts a cache line (the first
+        // group ends there), so whole transposed blocks are line-aligned stores.
+        let line = S::LANES;
+        let head = (line - (dst as usize / 4 + r0) % line) % line;
+        let mut g = r0;
+        while g < r1 {
+            let ge = if g == r0 && head > 0 {
+                r0 + head
+            } else {
+                g + OUT_GROUP
+            }
+            .min(r1);
+            if self.panels > 0 {
+                self.rows_pass::<S, NV>(last, r0, [g, ge], xt, yt);
+            }
+            transpose_out::<S>(
+                &yt[(g - r0) * t..],
+                t,
+                [ge - g, valid],
+                dst.add(g),
+                self.out,
+                stream,
+            );
+            g = ge;
+        }
+        S::fence();
+    }
+
     /// Adds panel `p` of rows `rows[0]..rows[1]` into `yt` (the buffer of the range
-    /// starting at `r0`), two rows at a time.
+    /// starting at `r0`; panel 0 overwrites it), two rows at a time.
     ///
     /// # Safety
     /// As for [`Rows::rows_panel`].
@@ -240,7 +307,8 @@ impl Rows {
     }
 
     /// Adds panel `p` of row `r` (and of row `r + 1` when `pair`) over one token tile:
-    /// `yt[..t] += Σ_e v_e · xt[c_e][..t]` (row `r + 1` into `yt[t..2t]`).
+    /// `yt[..t] += Σ_e v_e · xt[c_e][..t]` (row `r + 1` into `yt[t..2t]`; panel 0 sets
+    /// instead of adding).
     ///
     /// # Safety
     /// Runs at `S::LEVEL`; `xt` is `[inp][t]`; `yt` holds `t` (or `2t` when `pair`)
@@ -255,6 +323,7 @@ impl Rows {
         yt: &mut [f32],
     ) {
         let t = NV * S::LANES;
+        let first = p == 0;
         let a = self.panel_entries(r, p);
         let b = if pair {
             self.panel_entries(r + 1, p)
@@ -262,15 +331,20 @@ impl Rows {
             0..0
         };
         let (a0, a1, b0, b1) = (a.start, a.end, b.start, b.end);
-        if a0 == a1 && b0 == b1 {
+        if !first && a0 == a1 && b0 == b1 {
             return;
         }
         let ya = yt.as_mut_ptr();
         let yb = ya.add(if pair { t } else { 0 });
-        let mut acc_a: [S::V; NV] =
-            std::array::from_fn(|v| unsafe { S::load(ya.add(v * S::LANES)) });
-        let mut acc_b: [S::V; NV] =
-            std::array::from_fn(|v| unsafe { S::load(yb.add(v * S::LANES)) });
+        let init = |y: *mut f32, v: usize| unsafe {
+            if first {
+                S::zero()
+            } else {
+                S::load(y.add(v * S::LANES))
+            }
+        };
+        let mut acc_a: [S::V; NV] = std::array::from_fn(|v| init(ya, v));
+        let mut acc_b: [S::V; NV] = std::array::from_fn(|v| init(yb, v));
         let n = (a1 - a0).min(b1 - b0);
         for i in 0..n {
             self.entry::<S, NV>(a0 + i, xt, &mut acc_a);
@@ -309,12 +383,14 @@ impl Rows {
 }
 
 /// `dst[k * ld + i] = yt[i * t + k]` for `i < rows`, `k < tokens`: the finished `Yᵗ`
-/// block of a row group written into the output's columns, 8 × 8 blocks at a time,
-/// each output row's part completed before the next.
+/// block of a row group written into the output's columns, `LANES × LANES` blocks at a
+/// time (the last one masked to the rows left), so each token's outputs of a block go
+/// out as one register store — with `stream`, a non-temporal one where it fills a cache
+/// line.
 ///
 /// # Safety
-/// Runs at `S::LEVEL`; `yt` is `[rows][t]` with `t` a multiple of 8; `dst` is writable
-/// at those offsets.
+/// Runs at `S::LEVEL`; `yt` is `[rows][t]` with `t` a multiple of `LANES`; `dst` is
+/// writable at those offsets.
 #[inline(always)]
 unsafe fn transpose_out<S: Lanes>(
     yt: &[f32],
@@ -322,18 +398,14 @@ unsafe fn transpose_out<S: Lanes>(
     [rows, tokens]: [usize; 2],
     dst: *mut f32,
     ld: usize,
+    stream: bool,
 ) {
+    let n = S::LANES;
     let src = yt.as_ptr();
-    let (full_rows, full_tokens) = (rows / 8 * 8, tokens / 8 * 8);
-    for k in (0..full_tokens).step_by(8) {
-        for i in (0..full_rows).step_by(8) {
-            S::transpose8(src.add(i * t + k), t, dst.add(k * ld + i), ld);
-        }
-    }
-    for k in 0..tokens {
-        let first = if k < full_tokens { full_rows } else { 0 };
-        for i in first..rows {
-            *dst.add(k * ld + i) = yt[i * t + k];
+    for k in (0..tokens).step_by(n) {
+        for i in (0..rows).step_by(n) {
+            let wn = [n.min(rows - i), n.min(tokens - k)];
+            S::transpose_lanes(src.add(i * t + k), t, dst.add(k * ld + i), ld, wn, stream);
         }
     }
 }

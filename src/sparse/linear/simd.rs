@@ -34,16 +34,31 @@ pub(super) trait Lanes: Copy {
     /// Sum of all lanes.
     unsafe fn sum(v: Self::V) -> f32;
 
-    /// Writes the transpose of the 8 × 8 block at `src` (row stride `src_ld`) to `dst`
-    /// (row stride `dst_ld`): `dst[j * dst_ld + i] = src[i * src_ld + j]`.
+    /// Writes the transpose of the top `w` rows of the `LANES × LANES` block at `src`
+    /// (row stride `src_ld`; only those rows are read) to `dst` (row stride `dst_ld`),
+    /// its first `n` rows: `dst[j * dst_ld + i] = src[i * src_ld + j]` for `i < w`, `j <
+    /// n`. With `stream`, whole destination rows that start on a cache line go out as
+    /// non-temporal stores where the level has them (then [`Lanes::fence`] before the
+    /// output is handed over).
     #[inline(always)]
-    unsafe fn transpose8(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
-        for i in 0..8 {
-            for j in 0..8 {
+    unsafe fn transpose_lanes(
+        src: *const f32,
+        src_ld: usize,
+        dst: *mut f32,
+        dst_ld: usize,
+        [w, n]: [usize; 2],
+        _stream: bool,
+    ) {
+        for i in 0..w {
+            for j in 0..n {
                 *dst.add(j * dst_ld + i) = *src.add(i * src_ld + j);
             }
         }
     }
+
+    /// Orders this thread's earlier non-temporal stores before its later stores.
+    #[inline(always)]
+    unsafe fn fence() {}
 
     /// Runs `f` compiled for [`Self::LEVEL`] (pass an `#[inline(always)]` closure).
     #[inline(always)]
@@ -104,16 +119,101 @@ mod x86 {
             _mm512_reduce_add_ps(v)
         }
         #[inline(always)]
-        unsafe fn transpose8(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
-            transpose8_avx(src, src_ld, dst, dst_ld)
+        unsafe fn transpose_lanes(
+            src: *const f32,
+            src_ld: usize,
+            dst: *mut f32,
+            dst_ld: usize,
+            [w, n]: [usize; 2],
+            stream: bool,
+        ) {
+            // Within each 128-bit lane: unpack pairs, then quads, as in `transpose8_avx`;
+            // then a 4 × 4 transpose of the lanes themselves.
+            let r: [__m512; 16] = std::array::from_fn(|i| unsafe {
+                if i < w {
+                    _mm512_loadu_ps(src.add(i * src_ld))
+                } else {
+                    _mm512_setzero_ps()
+                }
+            });
+            let t: [__m512; 16] = std::array::from_fn(|i| {
+                let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+                if i % 2 == 0 {
+                    _mm512_unpacklo_ps(a, b)
+                } else {
+                    _mm512_unpackhi_ps(a, b)
+                }
+            });
+            // u[4g + j], lane l: column 4l + j of rows 4g..4g + 4.
+            let u: [__m512; 16] = std::array::from_fn(|i| {
+                let (g, j) = (i / 4, i % 4);
+                let (a, b) = (t[4 * g + j / 2], t[4 * g + 2 + j / 2]);
+                if j % 2 == 0 {
+                    _mm512_shuffle_ps::<0x44>(a, b)
+                } else {
+                    _mm512_shuffle_ps::<0xEE>(a, b)
+                }
+            });
+            for j in 0..4 {
+                let a = _mm512_shuffle_f32x4::<0x44>(u[j], u[4 + j]);
+                let b = _mm512_shuffle_f32x4::<0x44>(u[8 + j], u[12 + j]);
+                let c = _mm512_shuffle_f32x4::<0xEE>(u[j], u[4 + j]);
+                let d = _mm512_shuffle_f32x4::<0xEE>(u[8 + j], u[12 + j]);
+                let rows = [
+                    _mm512_shuffle_f32x4::<0x88>(a, b),
+                    _mm512_shuffle_f32x4::<0xDD>(a, b),
+                    _mm512_shuffle_f32x4::<0x88>(c, d),
+                    _mm512_shuffle_f32x4::<0xDD>(c, d),
+                ];
+                for (l, v) in rows.into_iter().enumerate() {
+                    if 4 * l + j < n {
+                        let p = dst.add((4 * l + j) * dst_ld);
+                        if w < 16 {
+                            _mm512_mask_storeu_ps(p, (1u16 << w) - 1, v);
+                        } else if stream && (p as usize).is_multiple_of(64) {
+                            _mm512_stream_ps(p, v);
+                        } else {
+                            _mm512_storeu_ps(p, v);
+                        }
+                    }
+                }
+            }
+        }
+        #[inline(always)]
+        unsafe fn fence() {
+            _mm_sfence()
         }
     }
 
-    /// [`Lanes::transpose8`] with AVX shuffles (unpack pairs, then quads, then halves).
+    /// [`Lanes::transpose_lanes`] for 8 lanes with AVX shuffles (unpack pairs, then
+    /// quads, then halves).
     #[inline(always)]
-    unsafe fn transpose8_avx(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
-        let r: [__m256; 8] =
-            std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * src_ld)) });
+    unsafe fn transpose8_avx(
+        src: *const f32,
+        src_ld: usize,
+        dst: *mut f32,
+        dst_ld: usize,
+        [w, n]: [usize; 2],
+    ) {
+        let r: [__m256; 8] = std::array::from_fn(|i| unsafe {
+            if i < w {
+                _mm256_loadu_ps(src.add(i * src_ld))
+            } else {
+                _mm256_setzero_ps()
+            }
+        });
+        // Lanes below `w` of every destination row.
+        let mask = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(w as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        let store = |p: *mut f32, v: __m256| unsafe {
+            if w < 8 {
+                _mm256_maskstore_ps(p, mask, v)
+            } else {
+                _mm256_storeu_ps(p, v)
+            }
+        };
         let t: [__m256; 8] = std::array::from_fn(|i| {
             let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
             if i % 2 == 0 {
@@ -139,14 +239,16 @@ mod x86 {
             q(t[5], t[7], false),
             q(t[5], t[7], true),
         ];
-        for j in 0..4 {
-            _mm256_storeu_ps(
+        for j in 0..4.min(n) {
+            store(
                 dst.add(j * dst_ld),
                 _mm256_permute2f128_ps::<0x20>(u[j], u[j + 4]),
             );
-            _mm256_storeu_ps(
-                dst.add((j + 4) * dst_ld),
-                _mm256_permute2f128_ps::<0x31>(u[j], u[j + 4]),
+        }
+        for j in 4..n {
+            store(
+                dst.add(j * dst_ld),
+                _mm256_permute2f128_ps::<0x31>(u[j - 4], u[j]),
             );
         }
     }
@@ -186,8 +288,15 @@ mod x86 {
             _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)))
         }
         #[inline(always)]
-        unsafe fn transpose8(src: *const f32, src_ld: usize, dst: *mut f32, dst_ld: usize) {
-            transpose8_avx(src, src_ld, dst, dst_ld)
+        unsafe fn transpose_lanes(
+            src: *const f32,
+            src_ld: usize,
+            dst: *mut f32,
+            dst_ld: usize,
+            wn: [usize; 2],
+            _stream: bool,
+        ) {
+            transpose8_avx(src, src_ld, dst, dst_ld, wn)
         }
     }
 }

@@ -670,35 +670,17 @@ fn attention_f32_matches_cpu() {
                     down(ctx, &dv)?,
                 ])
             }) {
-                check(
-                    &format!("{name} (out)"),
-                    dev,
-                    &out[0],
-                    &out_ref.to_vec_f64(),
-                    TOL_F32,
-                );
-                check(&format!("{name} (lse)"), dev, &out[1], &lse_ref, TOL_F32);
-                check(
-                    &format!("{name} (dq)"),
-                    dev,
-                    &out[2],
-                    &dq_ref.to_vec_f64(),
-                    TOL_F32,
-                );
-                check(
-                    &format!("{name} (dk)"),
-                    dev,
-                    &out[3],
-                    &dk_ref.to_vec_f64(),
-                    TOL_F32,
-                );
-                check(
-                    &format!("{name} (dv)"),
-                    dev,
-                    &out[4],
-                    &dv_ref.to_vec_f64(),
-                    TOL_F32,
-                );
+                let want = [
+                    ("out", out_ref.to_vec_f64()),
+                    ("lse", lse_ref.clone()),
+                    ("dq", dq_ref.to_vec_f64()),
+                    ("dk", dk_ref.to_vec_f64()),
+                    ("dv", dv_ref.to_vec_f64()),
+                ];
+                assert_eq!(out.len(), want.len(), "{name}");
+                for ((what, want), got) in want.iter().zip(&out) {
+                    check(&format!("{name} ({what})"), dev, got, want, TOL_F32);
+                }
             }
         }
     }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::sparsevlp;
+use common::{arg, sparsevlp};
 use sparsevlp::das::adapters::{apply_skips, DasBottlenecks};
 use sparsevlp::das::pipeline::{
     chosen_layers, das_train_options, load_source, load_source_for, search, train, LayerChoice,
@@ -180,10 +180,6 @@ fn check_trained(pre: &Pretrained, skip: &BTreeSet<String>, out: &Path) {
     assert!(head_changed, "the head did not train");
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 #[test]
 fn single_stream_search_then_train_then_eval() {
     let pre = pretrained("tiny-single");
@@ -199,11 +195,11 @@ fn single_stream_search_then_train_then_eval() {
         "das",
         "train",
         "--checkpoint",
-        s(&pre.run),
+        arg(&pre.run),
         "--das",
-        s(&search_run),
+        arg(&search_run),
         "--data",
-        s(&pre.data_dir),
+        arg(&pre.data_dir),
         "--epochs",
         "1",
         "--batch",
@@ -211,7 +207,7 @@ fn single_stream_search_then_train_then_eval() {
         "--lr",
         "2e-3",
         "--out",
-        s(&out),
+        arg(&out),
     ]);
     assert!(
         run.status.success(),
@@ -219,7 +215,13 @@ fn single_stream_search_then_train_then_eval() {
         String::from_utf8_lossy(&run.stderr)
     );
     check_trained(&pre, &chosen, &out);
-    let eval = sparsevlp(&["eval", "--checkpoint", s(&out), "--data", s(&pre.data_dir)]);
+    let eval = sparsevlp(&[
+        "eval",
+        "--checkpoint",
+        arg(&out),
+        "--data",
+        arg(&pre.data_dir),
+    ]);
     let stdout = String::from_utf8_lossy(&eval.stdout);
     assert!(
         eval.status.success() && stdout.contains("test-ood"),
@@ -313,11 +315,11 @@ fn bad_input_fails_and_writes_nothing() {
             "das",
             cmd,
             "--checkpoint",
-            s(&pre.run),
+            arg(&pre.run),
             "--data",
-            s(&pre.data_dir),
+            arg(&pre.data_dir),
             "--out",
-            s(out),
+            arg(out),
         ]
         .iter()
         .map(|x| x.to_string())
@@ -347,7 +349,7 @@ fn bad_input_fails_and_writes_nothing() {
     a.extend(["--skip-layers".into(), "vilt.encoder.layer.9".into()]);
     fails(a, &out, "vilt.encoder.layer.9");
     let mut a = base("train", &out);
-    a.extend(["--das".into(), s(&pre.path("nowhere")).into()]);
+    a.extend(["--das".into(), arg(&pre.path("nowhere")).into()]);
     fails(a, &out, DAS_FILE);
     fails(base("train", &out), &out, "--das RUN");
 }

@@ -7,10 +7,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use common::sparsevlp;
+use common::{arg, sparsevlp, sparsevlp_ok};
 use sparsevlp::data::{prepare, Prepared, VqaDataset};
 use sparsevlp::model::hf_checkpoint::HfCheckpoint;
 use sparsevlp::model::structure::is_classifier_param;
@@ -31,40 +31,26 @@ struct Fixture {
     run: PathBuf,
 }
 
-fn ok(args: &[&str]) -> String {
-    let out = sparsevlp(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
         let run = tmp.path().join("run");
-        ok(&[
+        sparsevlp_ok(&[
             "data",
             "synth",
             "--out",
-            s(&data),
+            arg(&data),
             "--questions",
             "300",
             "--image-size",
             "24",
         ]);
-        ok(&[
+        sparsevlp_ok(&[
             "train",
             "--data",
-            s(&data),
+            arg(&data),
             "--model",
             "tiny-dual",
             "--loss",
@@ -72,7 +58,7 @@ fn fixture() -> &'static Fixture {
             "--epochs",
             "2",
             "--out",
-            s(&run),
+            arg(&run),
         ]);
         Fixture {
             _tmp: tmp,
@@ -135,12 +121,12 @@ fn omp_through_the_binary_then_eval() {
     let f = fixture();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("pruned");
-    let stdout = ok(&[
+    let stdout = sparsevlp_ok(&[
         "prune",
         "--checkpoint",
-        s(&f.run),
+        arg(&f.run),
         "--data",
-        s(&f.data),
+        arg(&f.data),
         "--method",
         "omp",
         "--sparsity",
@@ -148,7 +134,7 @@ fn omp_through_the_binary_then_eval() {
         "--latency-ms",
         "5",
         "--out",
-        s(&out),
+        arg(&out),
     ]);
     assert!(stdout.contains("bce+omp"), "{stdout}");
     let (pruned, masks, records) = load_pruned(&out).unwrap();
@@ -186,14 +172,14 @@ fn omp_through_the_binary_then_eval() {
 
     // eval on the pruned run reproduces the report's accuracies.
     let eval_json = tmp.path().join("eval.json");
-    ok(&[
+    sparsevlp_ok(&[
         "eval",
         "--checkpoint",
-        s(&out),
+        arg(&out),
         "--data",
-        s(&f.data),
+        arg(&f.data),
         "--out",
-        s(&eval_json),
+        arg(&eval_json),
     ]);
     let eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&eval_json).unwrap()).unwrap();
@@ -292,9 +278,9 @@ fn impossible_allocation_fails_and_writes_nothing() {
         let res = sparsevlp(&[
             "prune",
             "--checkpoint",
-            s(&f.run),
+            arg(&f.run),
             "--data",
-            s(&f.data),
+            arg(&f.data),
             "--sparsity",
             "0.1",
             "--allocation",
@@ -302,7 +288,7 @@ fn impossible_allocation_fails_and_writes_nothing() {
             "--modality",
             spec,
             "--out",
-            s(&out),
+            arg(&out),
         ]);
         assert!(!res.status.success(), "{spec} should fail");
         let err = String::from_utf8_lossy(&res.stderr);
@@ -312,12 +298,12 @@ fn impossible_allocation_fails_and_writes_nothing() {
     let res = sparsevlp(&[
         "prune",
         "--checkpoint",
-        s(&f.run),
+        arg(&f.run),
         "--sparsity",
         "0.5",
         "--resume",
         "--out",
-        s(&tmp.path().join("r")),
+        arg(&tmp.path().join("r")),
     ]);
     assert!(!res.status.success());
     assert!(String::from_utf8_lossy(&res.stderr).contains("--resume is not supported"));
@@ -328,19 +314,19 @@ fn search_lists_grid_points_and_the_auto_row() {
     let f = fixture();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("search");
-    let stdout = ok(&[
+    let stdout = sparsevlp_ok(&[
         "prune",
         "search",
         "--checkpoint",
-        s(&f.run),
+        arg(&f.run),
         "--data",
-        s(&f.data),
+        arg(&f.data),
         "--sparsity",
         "0.5",
         "--step",
         "0.5",
         "--out",
-        s(&out),
+        arg(&out),
     ]);
     assert!(stdout.contains("grid best") && stdout.contains("auto (sensitivity)"));
     let result: serde_json::Value =

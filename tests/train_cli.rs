@@ -7,33 +7,20 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::sparsevlp;
-
-fn ok(args: &[&str]) -> String {
-    let out = sparsevlp(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = sparsevlp(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{arg, sparsevlp, sparsevlp_fails, sparsevlp_ok};
 
 /// `sparsevlp data synth` of `questions` questions (24-pixel images) into `tmp/data`.
 fn synth(tmp: &Path, questions: &str) -> PathBuf {
     let data = tmp.join("data");
-    let args = ["data", "synth", "--out", s(&data), "--questions", questions];
-    ok(&[&args[..], &["--image-size", "24"]].concat());
+    let args = [
+        "data",
+        "synth",
+        "--out",
+        arg(&data),
+        "--questions",
+        questions,
+    ];
+    sparsevlp_ok(&[&args[..], &["--image-size", "24"]].concat());
     data
 }
 
@@ -47,7 +34,7 @@ fn train_then_eval_and_clear_errors() {
         "2",
         "train",
         "--data",
-        s(&data),
+        arg(&data),
         "--model",
         "tiny-single",
         "--loss",
@@ -59,9 +46,9 @@ fn train_then_eval_and_clear_errors() {
         "--lr",
         "2e-3",
         "--out",
-        s(&run),
+        arg(&run),
     ];
-    let stdout = ok(&train);
+    let stdout = sparsevlp_ok(&train);
     assert!(
         stdout.contains("trained ") && stdout.contains("test-ood"),
         "{stdout}"
@@ -87,18 +74,18 @@ fn train_then_eval_and_clear_errors() {
     assert_eq!(epochs, 2, "{log}");
 
     // Training into an existing run needs --resume.
-    let err = fails(&train);
+    let err = sparsevlp_fails(&train);
     assert!(err.contains("--resume"), "{err}");
 
     let report = tmp.path().join("eval.json");
-    let stdout = ok(&[
+    let stdout = sparsevlp_ok(&[
         "eval",
         "--checkpoint",
-        s(&run),
+        arg(&run),
         "--data",
-        s(&data),
+        arg(&data),
         "--out",
-        s(&report),
+        arg(&report),
     ]);
     assert!(
         stdout.contains("overall") && stdout.contains("yes/no"),
@@ -121,16 +108,16 @@ fn train_then_eval_and_clear_errors() {
     let logged = best["accuracy"]["val"]["overall"].as_f64().unwrap();
     assert!((json["val"]["overall"].as_f64().unwrap() - logged).abs() < 1e-9);
 
-    let one = ok(&[
+    let one = sparsevlp_ok(&[
         "eval",
         "--checkpoint",
-        s(&run),
+        arg(&run),
         "--data",
-        s(&data),
+        arg(&data),
         "--split",
         "test-ood",
         "--out",
-        s(&report),
+        arg(&report),
     ]);
     assert!(
         one.contains("test-ood") && !one.contains("test-id"),
@@ -140,44 +127,51 @@ fn train_then_eval_and_clear_errors() {
     // Bad input.
     let missing = tmp.path().join("no-such-data");
     let run2 = tmp.path().join("run2");
-    let err = fails(&["train", "--data", s(&missing), "--out", s(&run2)]);
+    let err = sparsevlp_fails(&["train", "--data", arg(&missing), "--out", arg(&run2)]);
     assert!(err.contains("no-such-data"), "{err}");
     assert!(!run2.join("last").exists());
-    let err = fails(&[
+    let err = sparsevlp_fails(&[
         "train",
         "--data",
-        s(&data),
+        arg(&data),
         "--loss",
         "hinge",
         "--out",
-        s(&run2),
+        arg(&run2),
     ]);
     assert!(err.contains("hinge") && err.contains("bce"), "{err}");
-    let err = fails(&[
+    let err = sparsevlp_fails(&[
         "train",
         "--data",
-        s(&data),
+        arg(&data),
         "--model",
         "huge",
         "--out",
-        s(&run2),
+        arg(&run2),
     ]);
     assert!(err.contains("huge") && err.contains("tiny-dual"), "{err}");
-    let err = fails(&["train", "--data", s(&data), "--resume", "--out", s(&run2)]);
+    let err = sparsevlp_fails(&[
+        "train",
+        "--data",
+        arg(&data),
+        "--resume",
+        "--out",
+        arg(&run2),
+    ]);
     assert!(err.contains("no checkpoint to resume"), "{err}");
     assert!(!run2.join("last").exists());
 
     let corrupt = run.join("last").join("model.safetensors");
     std::fs::write(&corrupt, b"garbage").unwrap();
-    let err = fails(&[
+    let err = sparsevlp_fails(&[
         "eval",
         "--checkpoint",
-        s(&run.join("last")),
+        arg(&run.join("last")),
         "--data",
-        s(&data),
+        arg(&data),
     ]);
     assert!(err.contains("model.safetensors"), "{err}");
-    let err = fails(&["eval", "--checkpoint", s(&data), "--data", s(&data)]);
+    let err = sparsevlp_fails(&["eval", "--checkpoint", arg(&data), "--data", arg(&data)]);
     assert!(err.contains("checkpoint directory"), "{err}");
 }
 
@@ -189,7 +183,7 @@ fn train_runs_on_the_emulator_device_and_refuses_a_missing_gpu() {
     let out = sparsevlp(&[
         "train",
         "--data",
-        s(&data),
+        arg(&data),
         "--model",
         "tiny-dual",
         "--loss",
@@ -199,21 +193,21 @@ fn train_runs_on_the_emulator_device_and_refuses_a_missing_gpu() {
         "--device",
         "emu",
         "--out",
-        s(&run),
+        arg(&run),
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("training on emu"), "{stderr}");
     assert!(run.join("last/model.safetensors").is_file());
     let run2 = tmp.path().join("run2");
-    let err = fails(&[
+    let err = sparsevlp_fails(&[
         "train",
         "--data",
-        s(&data),
+        arg(&data),
         "--device",
         "cuda:9",
         "--out",
-        s(&run2),
+        arg(&run2),
     ]);
     assert!(err.contains("cuda:9"), "{err}");
     assert!(!run2.exists(), "a refused run wrote {}", run2.display());

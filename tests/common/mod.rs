@@ -116,6 +116,30 @@ pub fn sparsevlp(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// Runs the binary, asserts it succeeded (printing its stderr otherwise) and returns its
+/// stdout.
+pub fn sparsevlp_ok(args: &[&str]) -> String {
+    let out = sparsevlp(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the binary, asserts it failed and returns its stderr.
+pub fn sparsevlp_fails(args: &[&str]) -> String {
+    let out = sparsevlp(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A path as a command-line argument.
+pub fn arg(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
 /// A `[rows, cols]` 1/0 mask whose row r keeps its first `keep[r]` entries.
 pub fn prefix_mask(cols: usize, keep: &[usize], dtype: DType) -> Tensor {
     let v: Vec<f64> = keep

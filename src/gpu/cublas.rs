@@ -39,7 +39,7 @@ pub struct Cublas {
 }
 
 /// A cudarc error as this crate's error, naming what failed.
-fn cuda_error(what: &str) -> impl Fn(String) -> Error + '_ {
+fn cuda_error<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> Error + '_ {
     move |e| Error::invalid(format!("cuBLAS: {what}: {e}"))
 }
 
@@ -53,38 +53,27 @@ impl Cublas {
                 "cuBLAS (libcublas) is not installed: no vendor baseline",
             ));
         }
-        let ctx = CudaContext::new(ordinal)
-            .map_err(|e| e.to_string())
-            .map_err(cuda_error("opening the device"))?;
+        let ctx = CudaContext::new(ordinal).map_err(cuda_error("opening the device"))?;
         let stream = ctx.default_stream();
-        let blas = CudaBlas::new(stream.clone())
-            .map_err(|e| e.to_string())
-            .map_err(cuda_error("creating the handle"))?;
+        let blas = CudaBlas::new(stream.clone()).map_err(cuda_error("creating the handle"))?;
         Ok(Cublas { stream, blas })
     }
 
     /// Copies `host` to the device.
     pub fn upload<T: DeviceRepr>(&self, host: &[T]) -> Result<CudaSlice<T>> {
-        self.stream
-            .clone_htod(host)
-            .map_err(|e| e.to_string())
-            .map_err(cuda_error("upload"))
+        self.stream.clone_htod(host).map_err(cuda_error("upload"))
     }
 
     /// `n` zeroed f32 elements on the device.
     pub fn zeros_f32(&self, n: usize) -> Result<CudaSlice<f32>> {
         self.stream
             .alloc_zeros::<f32>(n)
-            .map_err(|e| e.to_string())
             .map_err(cuda_error("allocation"))
     }
 
     /// Waits for the stream.
     pub fn synchronize(&self) -> Result<()> {
-        self.stream
-            .synchronize()
-            .map_err(|e| e.to_string())
-            .map_err(cuda_error("synchronize"))
+        self.stream.synchronize().map_err(cuda_error("synchronize"))
     }
 
     /// `C = op(A)·op(B)` as [`Gemm`] describes (one product, f32 output and compute),
@@ -168,7 +157,6 @@ impl Cublas {
                 sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
             )
         }
-        .map_err(|e| e.to_string())
         .map_err(cuda_error("cublasGemmEx"))
     }
 }

@@ -12,7 +12,7 @@ use std::ops::{Deref, DerefMut};
 
 use rayon::prelude::*;
 
-use super::simd::{Lanes, Portable};
+use super::simd::Lanes;
 
 /// Floats per cache line: buffers start on a line so register loads never split one.
 const LINE: usize = 16;
@@ -94,10 +94,11 @@ pub(super) fn with_scratch<R>(which: Scratch, len: usize, f: impl FnOnce(&mut [f
     r
 }
 
-/// Packs `x [tokens, cols]` into token tiles of `t` (layout in the module comment).
-pub(super) fn pack_tiles(x: &[f32], tokens: usize, cols: usize, t: usize) -> Aligned {
+/// Packs `x [tokens, cols]` into a new buffer of token tiles of `t` (layout in the module
+/// comment), with `S`'s register transposes (see [`pack_tiles_into`]).
+pub(super) fn pack_tiles<S: Lanes>(x: &[f32], tokens: usize, cols: usize, t: usize) -> Aligned {
     let mut out = Aligned::zeros(tokens.div_ceil(t) * cols * t);
-    pack_tiles_into::<Portable>(x, tokens, cols, t, &mut out);
+    pack_tiles_into::<S>(x, tokens, cols, t, &mut out);
     out
 }
 
@@ -185,6 +186,7 @@ pub(super) fn pack_tiles_into<S: Lanes>(
 mod tests {
     use super::*;
     use crate::ops::cpu::SimdLevel;
+    use crate::sparse::linear::simd::Portable;
 
     /// `pack_tiles_into::<S>` over a buffer of stale values matches the element-wise
     /// layout, padding included.
@@ -224,7 +226,7 @@ mod tests {
     fn tiles_hold_transposed_tokens_zero_padded() {
         let (tokens, cols, t) = (5, 3, 2);
         let x: Vec<f32> = (0..tokens * cols).map(|i| i as f32 + 1.0).collect();
-        let p = pack_tiles(&x, tokens, cols, t);
+        let p = pack_tiles::<Portable>(&x, tokens, cols, t);
         assert_eq!(p.len(), 3 * cols * t);
         assert_eq!(p.as_ptr() as usize % 64, 0);
         for tok in 0..6 {

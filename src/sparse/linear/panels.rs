@@ -179,7 +179,7 @@ impl Panels {
         if tokens == 0 || strips == 0 {
             return;
         }
-        let xp = pack_tiles(x, tokens, self.inp, NT);
+        let xp = pack_tiles::<S>(x, tokens, self.inp, NT);
         let tiles = tokens.div_ceil(NT);
         let per_task = (strips / (8 * rayon::current_num_threads())).clamp(1, 4);
         let out = SharedOut::new(y);

@@ -177,8 +177,8 @@ fn rows_run<S: Lanes>(plan: &Rows, x: &[f32], dy: &[f32], tokens: usize) -> Vec<
         return grad;
     }
     let t = tokens.div_ceil(S::LANES) * S::LANES;
-    let xt = pack_tiles(x, tokens, inp, t);
-    let dyt = pack_tiles(dy, tokens, out, t);
+    let xt = pack_tiles::<S>(x, tokens, inp, t);
+    let dyt = pack_tiles::<S>(dy, tokens, out, t);
     let dst = SharedOut::new(&mut grad);
     plan.ranges().par_windows(2).for_each(|range| {
         S::run(

@@ -49,15 +49,27 @@ pub struct SynthArgs {
     /// Questions over all splits (60% train, 10% val, 15% test-id, 15% test-ood).
     #[arg(long, default_value_t = 40_000, value_name = "N")]
     pub questions: usize,
-    /// Share of each question type's dominant answer, in [0, 1].
-    #[arg(long, default_value_t = 0.8)]
+    /// Share of the dominant answer of each number and "other" question type, in [0, 1].
+    #[arg(long, default_value_t = SynthConfig::default().bias)]
     pub bias: f64,
+    /// Share of the dominant answer of each yes/no question type, in [0, 1].
+    #[arg(long, default_value_t = SynthConfig::default().yes_no_bias)]
+    pub yes_no_bias: f64,
     /// Side of the square PNG images in pixels.
     #[arg(long, default_value_t = 64, value_name = "PIXELS")]
     pub image_size: usize,
     /// Most questions asked about one image (1 to 10).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub per_image: usize,
+    /// Standard deviation of the Gaussian noise on small objects' colour and shape
+    /// region features (0: every object is read as clearly as a large one).
+    #[arg(long, default_value_t = SynthConfig::default().small_noise, value_name = "SIGMA")]
+    pub small_noise: f64,
+    /// Give `val` every answer of a question type equally often, so model selection
+    /// rewards reading the image rather than the training prior (false: `val` follows
+    /// the training distribution).
+    #[arg(long, default_value_t = SynthConfig::default().balanced_val, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub balanced_val: bool,
     /// Write into a directory that already holds a dataset.json.
     #[arg(long)]
     pub force: bool,
@@ -102,8 +114,11 @@ fn synth_cmd(args: &SynthArgs) -> Result<()> {
         seed: args.seed,
         questions: args.questions,
         bias: args.bias,
+        yes_no_bias: args.yes_no_bias,
         image_size: args.image_size,
         per_image: args.per_image,
+        small_noise: args.small_noise,
+        balanced_val: args.balanced_val,
     };
     let start = Instant::now();
     let summary = synth::generate(&args.out, &cfg, &mut |phase| {

@@ -22,7 +22,8 @@ use super::eval::print_reports;
 pub struct TrainArgs {
     /// The dataset directory (dataset.json manifest or VQA-CP v2 files). Default: the
     /// built-in synthetic dataset in .sparsevlp/synth under the current directory,
-    /// generated there on first use (6 000 questions, 80 % answer bias).
+    /// generated there on first use (`sparsevlp data synth` defaults: 40 000 questions,
+    /// 90 % / 50 % answer bias on yes/no / other question types).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// The model preset: tiny-dual, tiny-single, lxmert-base or vilt-b32. Its answer
@@ -45,9 +46,14 @@ pub struct TrainArgs {
     /// Peak learning rate (linear warm-up over 10 % of the steps, then linear decay).
     #[arg(long, default_value_t = TrainOptions::default().lr, value_name = "X")]
     pub lr: f64,
-    /// Learning-rate multiplier of the answer head and the objective's parameters.
+    /// Learning-rate multiplier of the answer head.
     #[arg(long, default_value_t = TrainOptions::default().head_lr_mult, value_name = "X")]
     pub head_lr_mult: f64,
+    /// Learning-rate multiplier of the objective's own parameters (LMH's gate g(h)); at
+    /// 1.0 the gate outgrows the main model and LMH's main logits of one question type
+    /// leak into others (see BENCHMARKS.md).
+    #[arg(long, default_value_t = TrainOptions::default().objective_lr_mult, value_name = "X")]
+    pub objective_lr_mult: f64,
     /// The seed of initialisation, shuffling and dropout.
     #[arg(long, default_value_t = 0, value_name = "S")]
     pub seed: u64,
@@ -95,6 +101,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             batch_size: args.batch,
             lr: args.lr,
             head_lr_mult: args.head_lr_mult,
+            objective_lr_mult: args.objective_lr_mult,
             seed: args.seed,
             ..TrainOptions::default()
         },

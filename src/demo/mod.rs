@@ -6,7 +6,8 @@
 //!
 //! [`DemoPlan::demo`] is the ≤ 10-minute tour (one seed); [`DemoPlan::reproduce`] is the
 //! full grid (three seeds, more sparsities and skip counts); [`DemoPlan::compression`] is
-//! the compression table (three pruning pipelines, uniform and modality-specific).
+//! the compression table (three pruning pipelines, uniform and modality-specific);
+//! [`DemoPlan::debias`] is the out-of-distribution table (BCE, LMH, LPF, three seeds).
 
 mod measure;
 mod plan;
@@ -15,5 +16,7 @@ mod stages;
 
 pub use measure::{forward_latency_ms, model_facts, ModelFacts, EVAL_SPLITS};
 pub use plan::{pruned_name, skipped_name, AllocationRule, DemoPlan, PrunePair};
-pub use report::{frontier_plot, rows, sparsity_plot, write_report, Chain, Entry, Family, HEADER};
+pub use report::{
+    frontier_plot, gap_summary, rows, sparsity_plot, write_report, Chain, Entry, Family, HEADER,
+};
 pub use stages::run_plan;

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::train::loss::LossKind;
+use crate::train::TrainOptions;
 
 /// How a pruned subnetwork's overall sparsity is spread over the matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +128,24 @@ impl DemoPlan {
                 pair(LossKind::Lpf, LossKind::Lmh),
             ],
             allocations: vec![AllocationRule::Uniform, AllocationRule::Modality],
+            skip: Vec::new(),
+            das_on_pruned: false,
+            ..DemoPlan::reproduce()
+        }
+    }
+}
+
+impl DemoPlan {
+    /// The out-of-distribution table (issue 7 of the tracker): the dual-stream tiny
+    /// model trained with BCE, LMH and LPF at the training defaults, three seeds; no
+    /// pruning, no DAS.
+    pub fn debias() -> Self {
+        DemoPlan {
+            model: "tiny-dual".into(),
+            epochs: TrainOptions::default().epochs,
+            prune: Vec::new(),
+            sparsities: Vec::new(),
+            allocations: Vec::new(),
             skip: Vec::new(),
             das_on_pruned: false,
             ..DemoPlan::reproduce()

@@ -152,6 +152,40 @@ pub fn rows(entries: &[Entry]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The out-of-distribution effect of the debiasing objectives, from the dense models of
+/// `entries` (means over seeds): BCE's gap (test-id − test-ood) and, for every other
+/// dense model, the share of that gap it closes on test-ood,
+/// (ood_model − ood_bce) / (id_bce − ood_bce). `None` without a dense `bce` model.
+pub fn gap_summary(entries: &[Entry]) -> Option<String> {
+    let dense: Vec<(&str, Vec<&Entry>)> = groups(entries)
+        .into_iter()
+        .filter(|(_, g)| g[0].family == Family::Dense)
+        .collect();
+    let mean_of = |group: &[&Entry], split: &str| {
+        mean_std(
+            &group
+                .iter()
+                .map(|e| accuracy(e, split, None))
+                .collect::<Vec<_>>(),
+        )
+        .0
+    };
+    let (_, bce) = dense.iter().find(|(m, _)| *m == "bce")?;
+    let (id, ood) = (mean_of(bce, "test-id"), mean_of(bce, "test-ood"));
+    let gap = id - ood;
+    let mut lines = vec![format!(
+        "BCE: test-id {id:.1}, test-ood {ood:.1}, gap {gap:.1} points (means over seeds)."
+    )];
+    for (model, group) in dense.iter().filter(|(m, _)| *m != "bce") {
+        let m_ood = mean_of(group, "test-ood");
+        lines.push(format!(
+            "{model}: test-ood {m_ood:.1}, closes {:.0}% of BCE's gap.",
+            100.0 * (m_ood - ood) / gap
+        ));
+    }
+    Some(lines.join("\n"))
+}
+
 /// Mean over seeds of `f` for each model of `family`, as (x, y) points sorted by x.
 fn points(
     entries: &[Entry],

@@ -2,15 +2,13 @@
 //! dataset (generated on first use), the data pipeline settings a model needs, and the
 //! model sizes that come from the data (answers, word vocabulary, visual inputs).
 //!
-//! The default dataset is the built-in synthetic one with [`default_synth_config`]:
-//! 6 000 questions (3 600 for training) and the generator's 80 % answer bias. That size
-//! keeps three epochs of the tiny models well under two minutes on two cores, while
-//! the per-question-type prior is strong enough that a BCE model leans on it and loses
-//! far more than 15 points of accuracy on `test-ood`, where the dominant answers change
-//! (measured: tiny-dual and tiny-single, 3 epochs, seeds 0–2: test-id 81.0–82.0,
-//! test-ood 17.9–21.6, 15–26 s each). In that budget the tiny models learn little beyond
-//! the question-type prior (test-id stays near the 80 % bias, also with 8 epochs), which
-//! is the shortcut the debiasing objectives are meant to remove.
+//! The default dataset is the built-in synthetic one with [`SynthConfig::default`]:
+//! 40 000 questions (24 000 for training), dominant answers at 90% of each yes/no
+//! question type and 50% of the others, and a balanced `val`. With the default
+//! [`super::TrainOptions`] (10 epochs, a few minutes per tiny model on two cores) a BCE
+//! model leans on the yes/no prior and loses about 40 points from `test-id` to
+//! `test-ood`, and LMH and LPF recover more than half of that on `test-ood` (three seeds:
+//! BENCHMARKS.md, "The out-of-distribution table", with why the defaults are these).
 
 use std::path::{Path, PathBuf};
 
@@ -26,16 +24,8 @@ use crate::model::config::{Arch, ModelConfig};
 /// given, relative to the current directory.
 pub const DEFAULT_DATA_DIR: &str = ".sparsevlp/synth";
 
-/// The synthetic dataset `--data` defaults to (see the module documentation).
-pub fn default_synth_config() -> SynthConfig {
-    SynthConfig {
-        questions: 6_000,
-        ..SynthConfig::default()
-    }
-}
-
 /// The dataset directory: `data` when given, else [`DEFAULT_DATA_DIR`], generated there
-/// with [`default_synth_config`] when it holds no dataset yet (`progress` hears about it).
+/// with [`SynthConfig::default`] when it holds no dataset yet (`progress` hears about it).
 pub fn resolve_data_dir(data: Option<&Path>, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     if let Some(dir) = data {
         return Ok(dir.to_path_buf());
@@ -45,7 +35,7 @@ pub fn resolve_data_dir(data: Option<&Path>, progress: &mut dyn FnMut(&str)) -> 
         progress(&format!(
             "generating the built-in synthetic dataset in {DEFAULT_DATA_DIR}"
         ));
-        synth::generate(&dir, &default_synth_config(), progress)?;
+        synth::generate(&dir, &SynthConfig::default(), progress)?;
     }
     Ok(dir)
 }

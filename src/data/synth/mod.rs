@@ -1,8 +1,10 @@
 //! The built-in biased dataset (`sparsevlp data synth`): rendered scenes of coloured
 //! shapes, questions of six VQA question types covering the three answer types, and four
-//! splits — `train`, `val` and `test-id` with one answer distribution per question type,
-//! and `test-ood` where, VQA-CP style, each question type's dominant answer is a
-//! different one. Written in the VQA-CP v2 JSON format with a `dataset.json` manifest, PNG
+//! splits — `train` and `test-id` with one answer distribution per question type (a
+//! dominant answer; by default 90% of the yes/no questions of a type and 50% of the
+//! others), `test-ood` where, VQA-CP style, each question type's dominant answer is a
+//! different one, and `val`, by default with every answer of a type equally often so
+//! that model selection rewards reading the image rather than the training prior. Written in the VQA-CP v2 JSON format with a `dataset.json` manifest, PNG
 //! images and a region-feature file, so it loads through the same code as real data.
 //!
 //! Everything is a function of the seed: the same configuration writes the same bytes.
@@ -34,6 +36,7 @@ use super::files::{file_error, io_error, write_atomically, write_json};
 use super::vqa::{
     AnnotationRecord, AnswerRecord, ImageSourceSpec, Manifest, QuestionRecord, SplitFiles, MANIFEST,
 };
+use super::AnswerType;
 use plan::{plan_split, PlannedImage, Skew};
 use questions::{variants, Family};
 
@@ -49,6 +52,9 @@ pub const SPLITS: [(&str, f64); 4] = [
 /// The out-of-distribution split's name.
 pub const OOD_SPLIT: &str = "test-ood";
 
+/// The validation split's name.
+const VAL_SPLIT: &str = "val";
+
 /// Chance that an annotator gives another answer of the same question family.
 const DISAGREE: f64 = 0.04;
 /// Chance that an annotator spells the answer differently ("two" for "2").
@@ -63,23 +69,36 @@ pub struct SynthConfig {
     pub seed: u64,
     /// Questions over all splits (at least 10).
     pub questions: usize,
-    /// Share of each question type's dominant answer, in [0, 1].
+    /// Share of the dominant answer of each number and "other" question type, in [0, 1].
     pub bias: f64,
+    /// Share of the dominant answer of each yes/no question type, in [0, 1].
+    pub yes_no_bias: f64,
     /// Side of the square PNG images (24 to 1024 pixels).
     pub image_size: usize,
     /// Most questions asked about one image (1 to 10).
     pub per_image: usize,
+    /// Standard deviation of the noise on small objects' colour and shape features.
+    pub small_noise: f64,
+    /// Whether `val` has every answer of a question type equally often (else it follows
+    /// the training distribution).
+    pub balanced_val: bool,
 }
 
 impl Default for SynthConfig {
-    /// Seed 0, 40 000 questions, bias 0.8, 64-pixel images, up to 8 questions per image.
+    /// Seed 0, 40 000 questions, dominant answers at 90% for yes/no question types and
+    /// 50% for the others, a balanced `val`, 64-pixel images, up to 8 questions per image,
+    /// no extra noise on small objects. Why these values: BENCHMARKS.md, "The
+    /// out-of-distribution table".
     fn default() -> Self {
         SynthConfig {
             seed: 0,
             questions: 40_000,
-            bias: 0.8,
+            bias: 0.5,
+            yes_no_bias: 0.9,
             image_size: 64,
             per_image: 8,
+            small_noise: 0.0,
+            balanced_val: true,
         }
     }
 }
@@ -116,10 +135,22 @@ impl SynthConfig {
         if !(0.0..=1.0).contains(&self.bias) {
             return bad(format!("--bias {} must lie in [0, 1]", self.bias));
         }
+        if !(0.0..=1.0).contains(&self.yes_no_bias) {
+            return bad(format!(
+                "--yes-no-bias {} must lie in [0, 1]",
+                self.yes_no_bias
+            ));
+        }
         if !(24..=1024).contains(&self.image_size) {
             return bad(format!(
                 "image size {} must lie in 24..=1024",
                 self.image_size
+            ));
+        }
+        if !(0.0..=10.0).contains(&self.small_noise) {
+            return bad(format!(
+                "--small-noise {} must lie in [0, 10]",
+                self.small_noise
             ));
         }
         if !(1..=10).contains(&self.per_image) {
@@ -148,13 +179,20 @@ pub fn generate(
         in_dist.push(d);
         out_dist.push((d + 1 + rng.below(k - 1)) % k);
     }
-    let skew_id = Skew {
+    let bias: Vec<f64> = Family::ALL
+        .iter()
+        .map(|f| match f.answer_type() {
+            AnswerType::YesNo => cfg.yes_no_bias,
+            _ => cfg.bias,
+        })
+        .collect();
+    let skew_id = Skew::Biased {
         dominant: in_dist,
-        bias: cfg.bias,
+        bias: bias.clone(),
     };
-    let skew_ood = Skew {
+    let skew_ood = Skew::Biased {
         dominant: out_dist,
-        bias: cfg.bias,
+        bias,
     };
 
     progress("planning scenes and questions");
@@ -163,10 +201,10 @@ pub fn generate(
         .par_iter()
         .zip(&sizes)
         .map(|((name, _), &n)| {
-            let skew = if *name == OOD_SPLIT {
-                &skew_ood
-            } else {
-                &skew_id
+            let skew = match *name {
+                OOD_SPLIT => &skew_ood,
+                VAL_SPLIT if cfg.balanced_val => &Skew::Balanced,
+                _ => &skew_id,
             };
             let mut rng = Rng::new(seed_for(cfg.seed, &format!("split {name}")));
             plan_split(&mut rng, n, cfg.per_image, skew)
@@ -193,7 +231,7 @@ pub fn generate(
             let pixels = render::render(&img.scene, cfg.image_size);
             let bytes = render::png(&pixels, cfg.image_size).map_err(|e| file_error(&path, e))?;
             std::fs::write(&path, bytes).map_err(io_error(&path))?;
-            Ok(render::regions(&img.scene, cfg.seed, id))
+            Ok(render::regions(&img.scene, cfg.seed, id, cfg.small_noise))
         })
         .collect::<Result<Vec<_>>>()?;
     let features_path = out.join("features.safetensors");
@@ -257,9 +295,12 @@ pub fn generate(
         splits.insert(name.to_string(), files);
     }
     let dominant = |skew: &Skew| -> BTreeMap<&str, &str> {
+        let Skew::Biased { dominant, .. } = skew else {
+            return BTreeMap::new();
+        };
         Family::ALL
             .iter()
-            .zip(&skew.dominant)
+            .zip(dominant)
             .map(|(f, &d)| (f.question_type(), f.answers()[d]))
             .collect()
     };
@@ -273,8 +314,11 @@ pub fn generate(
             "seed": cfg.seed,
             "questions": cfg.questions,
             "bias": cfg.bias,
+            "yes_no_bias": cfg.yes_no_bias,
             "image_size": cfg.image_size,
             "questions_per_image": cfg.per_image,
+            "small_object_noise": cfg.small_noise,
+            "balanced_val": cfg.balanced_val,
             "dominant_answers": {
                 "in_distribution": dominant(&skew_id),
                 "out_of_distribution": dominant(&skew_ood),

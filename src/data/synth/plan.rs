@@ -31,18 +31,27 @@ pub(crate) struct PlannedImage {
     pub questions: Vec<PlannedQuestion>,
 }
 
-/// The answer distribution of one split: per family, the dominant answer's index.
+/// The answer distribution of one split.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Skew {
-    pub dominant: Vec<usize>,
-    pub bias: f64,
+pub(crate) enum Skew {
+    /// Per family, the dominant answer's index and its share of the questions (`bias`);
+    /// the other answers share the rest equally.
+    Biased {
+        dominant: Vec<usize>,
+        bias: Vec<f64>,
+    },
+    /// Every answer of a family equally likely.
+    Balanced,
 }
 
 impl Skew {
     /// Draws an answer index of `family` (whose position in [`Family::ALL`] is `f`).
     fn draw(&self, rng: &mut Rng, f: usize, k: usize) -> usize {
-        let d = self.dominant[f];
-        if k == 1 || rng.uniform() < self.bias {
+        let Skew::Biased { dominant, bias } = self else {
+            return rng.below(k);
+        };
+        let d = dominant[f];
+        if k == 1 || rng.uniform() < bias[f] {
             return d;
         }
         let other = rng.below(k - 1);
@@ -137,9 +146,9 @@ mod tests {
 
     #[test]
     fn plans_exactly_the_questions_asked_with_true_answers() {
-        let skew = Skew {
+        let skew = Skew::Biased {
             dominant: vec![0; Family::ALL.len()],
-            bias: 0.9,
+            bias: vec![0.9; Family::ALL.len()],
         };
         let images = plan_split(&mut Rng::new(1), 500, 8, &skew).unwrap();
         let n: usize = images.iter().map(|i| i.questions.len()).sum();

@@ -84,8 +84,15 @@ fn object_box(o: &Object) -> [f32; 4] {
 }
 
 /// Region features `[REGIONS, FEATURE_DIM]`, boxes `[REGIONS, 4]` and the region count
-/// of a scene; the noise depends only on `(seed, image_id)`.
-pub(crate) fn regions(scene: &Scene, seed: u64, image_id: u64) -> (Vec<f32>, Vec<f32>, usize) {
+/// of a scene; the noise depends only on `(seed, image_id)`. Small objects' colour and
+/// shape parts get Gaussian noise of standard deviation `small_noise` instead of the
+/// uniform ±0.1 (a detector that is unsure about small objects).
+pub(crate) fn regions(
+    scene: &Scene,
+    seed: u64,
+    image_id: u64,
+    small_noise: f64,
+) -> (Vec<f32>, Vec<f32>, usize) {
     let mut feats = vec![0f32; REGIONS * FEATURE_DIM];
     let mut boxes = vec![0f32; REGIONS * 4];
     let noise_seed = seed_for(seed, &format!("regions {image_id}"));
@@ -98,13 +105,26 @@ pub(crate) fn regions(scene: &Scene, seed: u64, image_id: u64) -> (Vec<f32>, Vec
         f[6 + shape] = 1.0;
         f[10 + size] = 1.0;
         for (j, v) in f[..12].iter_mut().enumerate() {
-            *v += (hash_uniform(noise_seed, (k * FEATURE_DIM + j) as u64) - 0.5) * 0.2;
+            let index = (k * FEATURE_DIM + j) as u64;
+            *v += if o.size == Size::Small && j < 10 {
+                small_noise as f32 * gaussian(noise_seed, index)
+            } else {
+                (hash_uniform(noise_seed, index) - 0.5) * 0.2
+            };
         }
         let b = object_box(o);
         f[12..].copy_from_slice(&b);
         boxes[k * 4..(k + 1) * 4].copy_from_slice(&b);
     }
     (feats, boxes, scene.objects.len())
+}
+
+/// A standard normal value that depends only on `(seed, index)` (Box–Muller on two
+/// hashed uniforms).
+fn gaussian(seed: u64, index: u64) -> f32 {
+    let u1 = hash_uniform(seed, 2 * index).max(f32::MIN_POSITIVE);
+    let u2 = hash_uniform(seed ^ 0x9e37_79b9_7f4a_7c15, 2 * index + 1);
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
 #[cfg(test)]

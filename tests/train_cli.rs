@@ -176,7 +176,7 @@ fn train_then_eval_and_clear_errors() {
 }
 
 #[test]
-fn train_runs_on_the_emulator_device_and_refuses_a_missing_gpu() {
+fn train_runs_on_the_emulator_device_in_bf16_and_refuses_a_missing_gpu_or_cpu_bf16() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synth(tmp.path(), "120");
     let run = tmp.path().join("run");
@@ -192,12 +192,14 @@ fn train_runs_on_the_emulator_device_and_refuses_a_missing_gpu() {
         "1",
         "--device",
         "emu",
+        "--precision",
+        "bf16",
         "--out",
         arg(&run),
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("training on emu"), "{stderr}");
+    assert!(stderr.contains("training on emu (bf16)"), "{stderr}");
     assert!(run.join("last/model.safetensors").is_file());
     let run2 = tmp.path().join("run2");
     let err = sparsevlp_fails(&[
@@ -210,5 +212,17 @@ fn train_runs_on_the_emulator_device_and_refuses_a_missing_gpu() {
         arg(&run2),
     ]);
     assert!(err.contains("cuda:9"), "{err}");
+    assert!(!run2.exists(), "a refused run wrote {}", run2.display());
+    // bf16 mixed precision is for GPU devices; the CPU refuses it before any work.
+    let err = sparsevlp_fails(&[
+        "train",
+        "--data",
+        arg(&data),
+        "--precision",
+        "bf16",
+        "--out",
+        arg(&run2),
+    ]);
+    assert!(err.contains("bf16") && err.contains("GPU device"), "{err}");
     assert!(!run2.exists(), "a refused run wrote {}", run2.display());
 }

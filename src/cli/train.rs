@@ -10,6 +10,7 @@ use clap::Args;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::model::hf_checkpoint::HfCheckpoint;
+use crate::nn::Precision;
 use crate::train::loss::{build_objective, LossKind};
 use crate::train::run_dir::{last_checkpoint, LAST};
 use crate::train::setup::resolve_data_dir;
@@ -66,16 +67,22 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub save_every: Option<u64>,
     /// Continue the run in --out from RUN/last with the options it was started with
-    /// (only --data, --max-steps, --save-every and --device are read; --data defaults to the default
-    /// dataset, so give the same one).
+    /// (only --data, --max-steps, --save-every, --device and --precision are read; --data
+    /// defaults to the default dataset, so give the same one).
     #[arg(long)]
     pub resume: bool,
     /// Where to train: cpu, cuda[:N], emu (the CUDA emulator: slow, for checking the GPU
     /// path) or auto (CUDA device 0 when one is usable, else the CPU). On a GPU device the
-    /// model's forward and backward passes and its AdamW updates run there in f32; the
-    /// loss and the objective's few parameters stay on the CPU.
+    /// model's forward and backward passes and its AdamW updates run there (see
+    /// --precision); the loss and the objective's few parameters stay on the CPU.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]
     pub device: String,
+    /// The precision of the model's linear layers on a GPU device: bf16 (mixed precision:
+    /// bf16 operands on tensor cores with f32 accumulation; weights, gradients, optimizer
+    /// and checkpoints stay f32) or f32. Default: bf16 on cuda and emu, f32 on the CPU,
+    /// which refuses bf16.
+    #[arg(long, value_name = "f32|bf16")]
+    pub precision: Option<Precision>,
     /// The run directory: log.jsonl, last/ and best/.
     #[arg(long, value_name = "RUN")]
     pub out: PathBuf,
@@ -84,6 +91,10 @@ pub struct TrainArgs {
 /// Runs `sparsevlp train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
     let device = Device::parse(&args.device)?;
+    let precision = args
+        .precision
+        .unwrap_or_else(|| Precision::default_for(device));
+    precision.check_device(device)?;
     let start = Instant::now();
     let note = |msg: &str| eprintln!("[{:6.1}s] {msg}", start.elapsed().as_secs_f64());
     if !args.resume && args.out.join(LAST).exists() {
@@ -134,7 +145,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     if device.is_gpu() {
         trainer.to_device(device)?;
-        note(&format!("training on {device} (f32)"));
+        trainer.set_precision(precision)?;
+        note(&format!("training on {device} ({precision})"));
     }
     trainer.max_steps = args.max_steps;
     trainer.save_every = args.save_every;

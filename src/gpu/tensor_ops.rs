@@ -1,14 +1,15 @@
 //! The GPU branch of the tensor ops in `crate::ops`: when an op's operands live on a GPU
 //! device (CUDA or the emulator), `crate::ops` forwards here, and these functions run the
 //! kernels through the shared launchers in [`super::dense`] (and [`super::sparse`] for
-//! block-sparse attention). f32 only; every operand must be on the same device.
+//! block-sparse attention). f32, except the bf16 operands of the mixed-precision linear
+//! products; every operand must be on the same device.
 
 use super::dense::attention::{self as attn, AttentionShape};
 use super::dense::{
-    adamw, bias_gelu, dropout_threshold, embedding as emb, gemm, layernorm, softmax,
+    adamw, bias_gelu, dropout_threshold, embedding as emb, gemm, layernorm, softmax, HalfType,
 };
 use super::sparse::attention as sparse_attn;
-use super::sparse::layout::scratch;
+use super::sparse::layout::{self, scratch};
 use super::sparse::GpuBlockLayout;
 use super::{GpuBuffer, GpuContext, KernelArg, LaunchConfig};
 use crate::device::Device;
@@ -22,8 +23,13 @@ const ELEMENTWISE_THREADS: u32 = 256;
 /// Upper bound on blocks of a grid-stride element-wise launch.
 const ELEMENTWISE_MAX_BLOCKS: usize = 4096;
 
-/// The context and buffer of a GPU f32 operand, checking it is on `device`.
+/// The buffer of a GPU f32 operand, checking it is on `device`.
 fn operand<'a>(t: &'a Tensor, device: Device, op: &str) -> Result<&'a GpuBuffer> {
+    operand_of(t, device, DType::F32, op)
+}
+
+/// The buffer of a GPU operand of `dtype`, checking it is on `device`.
+fn operand_of<'a>(t: &'a Tensor, device: Device, dtype: DType, op: &str) -> Result<&'a GpuBuffer> {
     if t.device() != device {
         return Err(Error::invalid(format!(
             "{op}: operands live on {} and {}; move them to one device",
@@ -31,7 +37,7 @@ fn operand<'a>(t: &'a Tensor, device: Device, op: &str) -> Result<&'a GpuBuffer>
             t.device()
         )));
     }
-    if t.dtype() != DType::F32 {
+    if t.dtype() != dtype {
         return Err(Error::UnsupportedDType {
             op: format!("{op} (gpu)"),
             dtype: t.dtype(),
@@ -60,7 +66,9 @@ fn elementwise_config(n: usize) -> LaunchConfig {
     LaunchConfig::linear(blocks as u32, ELEMENTWISE_THREADS)
 }
 
-/// `Y = X·Wᵀ + b` on the GPU (see `crate::ops::matmul::linear`).
+/// `Y = X·Wᵀ + b` on the GPU (see `crate::ops::matmul::linear`): f32 X and W on CUDA
+/// cores, or bf16 X and W on tensor cores (mixed precision, see `crate::ops::mixed`); the
+/// accumulation, b and Y are f32 either way.
 pub fn linear(
     x: &Tensor,
     w: &Tensor,
@@ -71,11 +79,10 @@ pub fn linear(
 ) -> Result<Tensor> {
     let device = x.device();
     let ctx = GpuContext::get(device)?;
-    let (xb, wb) = (operand(x, device, "linear")?, operand(w, device, "linear")?);
     let shape = x.shape().with_last_dim(out_f);
     let mut y = output(ctx, shape.clone())?;
     let g = gemm::Gemm::new(rows, out_f, in_f).transposed(false, true);
-    gemm::gemm_f32(ctx, &g, xb, wb, buffer_mut(&mut y, device, "linear")?)?;
+    gemm_by_dtype(ctx, &g, x, w, &mut y, "linear")?;
     match bias {
         None => Ok(y),
         Some(b) => {
@@ -95,7 +102,8 @@ pub fn linear(
     }
 }
 
-/// Gradients of [`linear`]: returns dX, accumulates dW and db.
+/// Gradients of [`linear`]: returns dX, accumulates dW and db (all f32). With bf16 X and
+/// W, dY is rounded to bf16 for both products.
 pub fn linear_backward(
     x: &Tensor,
     w: &Tensor,
@@ -107,22 +115,58 @@ pub fn linear_backward(
     let device = x.device();
     let ctx = GpuContext::get(device)?;
     let op = "linear_backward";
-    let (xb, wb, dyb) = (
-        operand(x, device, op)?,
-        operand(w, device, op)?,
-        operand(dy, device, op)?,
-    );
+    let dyb = operand(dy, device, op)?;
+    let rounded = match x.dtype() {
+        DType::BF16 => Some(to_bf16(dy)?),
+        _ => None,
+    };
+    let dy_op = rounded.as_ref().unwrap_or(dy);
     let gw = gemm::Gemm::new(out_f, in_f, rows)
         .transposed(true, false)
         .accumulate(true);
-    gemm::gemm_f32(ctx, &gw, dyb, xb, buffer_mut(dw, device, op)?)?;
+    gemm_by_dtype(ctx, &gw, dy_op, x, dw, op)?;
     if let Some(db) = db {
         bias_gelu::column_sum(ctx, dyb, buffer_mut(db, device, op)?, rows, out_f, true)?;
     }
     let mut dx = output(ctx, x.shape().clone())?;
     let gx = gemm::Gemm::new(rows, in_f, out_f);
-    gemm::gemm_f32(ctx, &gx, dyb, wb, buffer_mut(&mut dx, device, op)?)?;
+    gemm_by_dtype(ctx, &gx, dy_op, w, &mut dx, op)?;
     Ok(dx)
+}
+
+/// `C (+)= op(A)·op(B)` into the f32 tensor `c`: f32 A and B on CUDA cores, bf16 A and B
+/// on tensor cores with f32 accumulation.
+fn gemm_by_dtype(
+    ctx: &GpuContext,
+    g: &gemm::Gemm,
+    a: &Tensor,
+    b: &Tensor,
+    c: &mut Tensor,
+    op: &str,
+) -> Result<()> {
+    let device = c.device();
+    match (a.dtype(), b.dtype()) {
+        (DType::BF16, DType::BF16) => {
+            let (ab, bb) = (
+                operand_of(a, device, DType::BF16, op)?,
+                operand_of(b, device, DType::BF16, op)?,
+            );
+            gemm::gemm_tc(ctx, HalfType::Bf16, g, ab, bb, buffer_mut(c, device, op)?)
+        }
+        _ => {
+            let (ab, bb) = (operand(a, device, op)?, operand(b, device, op)?);
+            gemm::gemm_f32(ctx, g, ab, bb, buffer_mut(c, device, op)?)
+        }
+    }
+}
+
+/// A bf16 copy (round to nearest even) of the f32 tensor `t`, on its GPU device.
+pub fn to_bf16(t: &Tensor) -> Result<Tensor> {
+    let device = t.device();
+    let ctx = GpuContext::get(device)?;
+    let buf = operand(t, device, "to_bf16")?;
+    let half = layout::to_bf16(ctx, buf, t.numel())?;
+    Tensor::from_gpu(half, DType::BF16, t.shape().clone())
 }
 
 /// `a + b` element-wise.

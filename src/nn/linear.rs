@@ -8,12 +8,14 @@ use super::init::Init;
 use super::mode::Mode;
 use super::module::Module;
 use super::param::Param;
+use super::precision::Precision;
 use crate::error::Result;
 use crate::ops::matmul::{linear, linear_backward};
+use crate::ops::mixed::{linear_bf16, linear_bf16_backward, to_bf16};
 use crate::ops::sparse_linear::{sparse_linear, sparse_linear_backward};
 use crate::sparse::linear::SparseLinear;
 use crate::sparse::{Dense, SparseFormat, SparseMatrix, SparseStats};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// A linear layer with weight `[out, in]` (PyTorch layout) and an optional bias `[out]`,
 /// named `{name}.weight` / `{name}.bias`.
@@ -28,6 +30,12 @@ use crate::tensor::Tensor;
 /// With a [`super::TrainableMask`] on the weight ([`Param::mask`]), the layer computes
 /// with the masked weight, visits the scores after the weight, and its backward trains
 /// the scores instead of the weight (see `nn/trainable_mask.rs`).
+///
+/// With [`Precision::Bf16`] on the weight ([`Param::precision`]) and no trainable mask,
+/// products on a GPU device run in bf16 mixed precision (`crate::ops::mixed`): the layer
+/// keeps a bf16 copy of the f32 weight, made lazily and dropped like the sparse snapshot,
+/// rounds its input to bf16 (and keeps that bf16 input for the backward), and the
+/// gradients it accumulates stay f32.
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// Weight `[out_features, in_features]`.
@@ -35,6 +43,8 @@ pub struct Linear {
     /// Bias `[out_features]`, if any.
     pub bias: Option<Param>,
     kernel: Option<Arc<SparseLinear>>,
+    /// The bf16 copy of the weight for mixed-precision products (None until needed).
+    half: Option<Tensor>,
     cache: Cache<Tensor>,
 }
 
@@ -53,6 +63,7 @@ impl Linear {
             bias: bias
                 .then(|| Param::new(format!("{name}.bias"), init.constant(&[out_features], 0.0))),
             kernel: None,
+            half: None,
             cache: Cache::new(name),
         }
     }
@@ -104,6 +115,13 @@ impl Linear {
         Ok(self.kernel.clone())
     }
 
+    /// Whether products with the GPU input `x` run in bf16 mixed precision.
+    fn mixed(&self, x: &Tensor) -> bool {
+        self.weight.precision == Precision::Bf16
+            && self.weight.mask.is_none()
+            && x.device().is_gpu()
+    }
+
     /// Input features.
     pub fn in_features(&self) -> usize {
         self.weight.value.dims()[1]
@@ -121,6 +139,15 @@ impl Linear {
             let y = mask.forward(&self.weight.value, self.weight.format, x, bias)?;
             if mode.is_train() {
                 self.cache.push(x.clone());
+            }
+            return Ok(y);
+        }
+        if self.mixed(x) {
+            let x16 = to_bf16(x)?;
+            let w16 = half_weight(&mut self.half, &self.weight.value)?;
+            let y = linear_bf16(&x16, w16, self.bias.as_ref().map(|b| &b.value))?;
+            if mode.is_train() {
+                self.cache.push(x16);
             }
             return Ok(y);
         }
@@ -145,6 +172,12 @@ impl Linear {
             let db = self.bias.as_mut().map(|b| &mut b.grad);
             return mask.backward(&self.weight.value, self.weight.format, &x, dy, db);
         }
+        if x.dtype() == DType::BF16 {
+            // The forward ran in mixed precision and kept its bf16 input.
+            let w16 = half_weight(&mut self.half, &self.weight.value)?;
+            let db = self.bias.as_mut().map(|b| &mut b.grad);
+            return linear_bf16_backward(&x, w16, dy, &mut self.weight.grad, db);
+        }
         let kernel = self.sparse_kernel(&x)?;
         let db = self.bias.as_mut().map(|b| &mut b.grad);
         match kernel {
@@ -152,6 +185,15 @@ impl Linear {
             None => linear_backward(&x, &self.weight.value, dy, &mut self.weight.grad, db),
         }
     }
+}
+
+/// The bf16 copy of `weight` in `half`, made first if there is none.
+fn half_weight<'a>(half: &'a mut Option<Tensor>, weight: &Tensor) -> Result<&'a Tensor> {
+    let copy = match half.take() {
+        Some(copy) => copy,
+        None => to_bf16(weight)?,
+    };
+    Ok(half.insert(copy))
 }
 
 impl Module for Linear {
@@ -167,6 +209,7 @@ impl Module for Linear {
 
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&mut Param)) {
         self.kernel = None;
+        self.half = None;
         f(&mut self.weight);
         if let Some(mask) = self.weight.mask.as_deref_mut() {
             mask.invalidate();

@@ -1,6 +1,7 @@
 //! The trait every layer implements to expose its parameters by name.
 
 use super::param::Param;
+use super::precision::Precision;
 use crate::device::Device;
 use crate::error::Result;
 use crate::tensor::DType;
@@ -35,6 +36,12 @@ pub trait Module {
             }
         });
         result
+    }
+
+    /// Sets the precision of every parameter's products on a GPU device (see
+    /// [`Precision`]; honoured by [`super::Linear`] weights).
+    fn set_precision(&mut self, precision: Precision) {
+        self.visit_params_mut(&mut |p| p.precision = precision);
     }
 
     /// Converts every parameter (value and gradient) to `dtype`.

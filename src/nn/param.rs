@@ -1,5 +1,6 @@
 //! A named trainable tensor and its gradient buffer.
 
+use super::precision::Precision;
 use super::trainable_mask::TrainableMask;
 use crate::device::Device;
 use crate::error::Result;
@@ -23,6 +24,10 @@ pub struct Param {
     /// A trainable mask (mask training); only [`super::Linear`] weights honour it, and
     /// their layer then visits its scores as a parameter of their own.
     pub mask: Option<Box<TrainableMask>>,
+    /// The precision a layer computes its products with this weight in on a GPU device
+    /// (`F32` unless set; only [`super::Linear`] weights honour it). The value itself
+    /// stays f32: it is the master weight.
+    pub precision: Precision,
 }
 
 impl Param {
@@ -35,6 +40,7 @@ impl Param {
             grad,
             format: SparseFormat::Dense,
             mask: None,
+            precision: Precision::F32,
         }
     }
 

@@ -200,7 +200,9 @@ pub fn matmul_backward(
     })
 }
 
-fn linear_shapes(x: &Tensor, w: &Tensor, op: &str) -> Result<(usize, usize, usize)> {
+/// `(rows, in, out)` of a linear product of `x [.., in]` with `w [out, in]`; `op` names it in
+/// errors.
+pub(super) fn linear_shapes(x: &Tensor, w: &Tensor, op: &str) -> Result<(usize, usize, usize)> {
     let [out_f, in_f] = w.shape().dims_n::<2>(op)?;
     if x.shape().rank() == 0 || x.shape().last_dim() != in_f {
         return Err(Error::shape(

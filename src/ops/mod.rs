@@ -17,6 +17,7 @@ pub mod gemm;
 pub mod layernorm;
 pub mod loss;
 pub mod matmul;
+pub mod mixed;
 pub mod softmax;
 pub mod sparse_linear;
 pub mod tokens;

@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::model::hf_checkpoint::HfCheckpoint;
 use crate::model::modality::Modality;
 use crate::model::vqa::VqaModel;
-use crate::nn::{Mode, Module};
+use crate::nn::{Mode, Module, Precision};
 use crate::progress::Progress;
 use crate::rng::{mix64, seed_for};
 use crate::tensor::DType;
@@ -338,6 +338,19 @@ impl<'d> Trainer<'d> {
     /// step. Checkpoints are read back to the host when saved.
     pub fn to_device(&mut self, device: Device) -> Result<()> {
         self.model.model.to_device(device)
+    }
+
+    /// Sets the precision of the model's linear products ([`Precision`]). bf16 mixed
+    /// precision needs the model on a GPU device ([`Trainer::to_device`] first); the f32
+    /// master weights that the optimizer updates and checkpoints store stay as they are.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        let mut device = Device::Cpu;
+        self.model
+            .model
+            .visit_params(&mut |p| device = p.value.device());
+        precision.check_device(device)?;
+        self.model.model.set_precision(precision);
+        Ok(())
     }
 
     /// Adds a hook run around every step.

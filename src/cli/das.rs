@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::das::pipeline::{
     chosen_layers, das_train_options, load_source, load_source_for, search, train, LayerChoice,
-    SearchOptions,
+    SearchOptions, DAS_DEFAULT_EPOCHS,
 };
 use crate::das::report::{report_table, run_report, ReportOptions};
 use crate::data::Prepared;
@@ -119,7 +119,7 @@ pub struct DasTrainArgs {
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub skip_layers: Option<Vec<String>>,
     /// Passes over the training split.
-    #[arg(long, default_value_t = TrainOptions::default().epochs, value_name = "N")]
+    #[arg(long, default_value_t = DAS_DEFAULT_EPOCHS, value_name = "N")]
     pub epochs: usize,
     /// The run directory: log.jsonl, last/ and best/.
     #[arg(long, value_name = "RUN")]
@@ -144,7 +144,7 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub search_epochs: usize,
     /// Training epochs per k.
-    #[arg(long, default_value_t = TrainOptions::default().epochs, value_name = "N")]
+    #[arg(long, default_value_t = DAS_DEFAULT_EPOCHS, value_name = "N")]
     pub epochs: usize,
     /// Skippable layers (as for `das search`).
     #[arg(long, default_value = "auto", value_name = "SET")]

@@ -38,6 +38,9 @@ use crate::train::{batch_loss, TrainOptions, TrainSummary, Trainer};
 /// AdamW β2 of DAS training (β1 stays 0.9).
 pub const DAS_BETA2: f64 = 0.98;
 
+/// Default epochs of DAS adapter training (`das train`, `das report`).
+pub const DAS_DEFAULT_EPOCHS: usize = 3;
+
 /// Validation batches the search cycles through for its rewards.
 const VAL_BATCHES: usize = 8;
 

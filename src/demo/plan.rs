@@ -77,12 +77,13 @@ pub struct DemoPlan {
 
 impl DemoPlan {
     /// The `demo` tour: one seed, BCE / LMH / LPF, lpf+lmh at 50% and 90%, DAS with k = 1
-    /// on the dense LMH model and on the 90% model.
+    /// on the dense LMH model and on the 90% model; one epoch per training and pruning stage (24 000
+    /// training questions on the default dataset), two for the DAS search.
     pub fn demo() -> Self {
         DemoPlan {
             model: "tiny-single".into(),
             seeds: vec![0],
-            epochs: 3,
+            epochs: 1,
             losses: vec![LossKind::Bce, LossKind::Lmh, LossKind::Lpf],
             prune: vec![PrunePair {
                 stage1: LossKind::Lpf,
@@ -90,9 +91,10 @@ impl DemoPlan {
             }],
             sparsities: vec![0.5, 0.9],
             allocations: vec![AllocationRule::Uniform],
-            prune_epochs: 2,
+            prune_epochs: 1,
             das_from: LossKind::Lmh,
             skip: vec![1],
+            // The search needs an epoch after its warm-up epoch.
             das_epochs: 2,
             das_on_pruned: true,
             latency_batch: 64,

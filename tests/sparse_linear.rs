@@ -201,13 +201,15 @@ fn compressed_rows_handle_ragged_tiles_and_unaligned_outputs() {
     // transpose blocks, every third row empty, row 2 fully dense (CSR), and outputs
     // starting at several float offsets within a cache line. 600 rows make several
     // task ranges (at most 512 rows each) and a ragged last transpose block; 2100 rows
-    // at 513 tokens an output large enough for non-temporal stores.
+    // at 513 tokens an output large enough for non-temporal stores; 400 columns several
+    // column panels (the first one overwrites the accumulators, the last transposes).
     let shapes = [
         ([16, 40], 1),
         ([47, 33], 2),
         ([130, 96], 3),
         ([600, 24], 4),
         ([2100, 24], 5),
+        ([70, 400], 6),
     ];
     for (shape, seed) in shapes {
         let [rows, cols] = shape;

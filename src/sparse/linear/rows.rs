@@ -28,8 +28,17 @@
 //! activation load each (the weight broadcast is shared by the tile's 4 registers), so
 //! the loop is bound by loads, and the whole 192 KiB tile of `Xᵗ` does not fit L1 —
 //! a panel's lines come largely from L2, at about 0.75 multiply-adds per cycle per core
-//! measured against 2 at the load-port limit. What remains per call besides the entries
-//! is writing the 6 MiB output (about a third of the time at 98% sparsity).
+//! (estimated from the time) against 2 at the load-port limit. What remains per call
+//! besides the entries is packing and writing the 6 MiB output: at 99.9% sparsity one
+//! thread still takes ≈ 0.65 ms, against ≈ 2.3 ms at 95% and ≈ 3.7 ms at 90%.
+//!
+//! Measured and not kept (one thread, minimum of 15 calls, loaded machine; 90% / 95%
+//! against 3.78 / 2.36 ms for this design): four rows interleaved instead of two (3.68
+//! / 2.34 ms, within noise); L1 blocking — groups of 32–128 rows running every panel
+//! before their transpose, so their `Yᵗ` stays in L1, with 96–192-column panels
+//! (3.87–4.07 / 2.55–2.82 ms); 32-token tiles with four rows and 192-column panels
+//! (4.03–4.07 / 2.55 ms). Unstructured rows share few columns, so keeping a panel in L1
+//! saves less than the extra per-row, per-panel work costs.
 
 use rayon::prelude::*;
 
@@ -336,15 +345,16 @@ impl Rows {
         }
         let ya = yt.as_mut_ptr();
         let yb = ya.add(if pair { t } else { 0 });
-        let init = |y: *mut f32, v: usize| unsafe {
-            if first {
-                S::zero()
-            } else {
-                S::load(y.add(v * S::LANES))
+        // Loops rather than `array::from_fn`: its closure is compiled without the
+        // caller's target features, so the loads in it would not inline.
+        let mut acc_a = [S::zero(); NV];
+        let mut acc_b = [S::zero(); NV];
+        if !first {
+            for v in 0..NV {
+                acc_a[v] = S::load(ya.add(v * S::LANES));
+                acc_b[v] = S::load(yb.add(v * S::LANES));
             }
-        };
-        let mut acc_a: [S::V; NV] = std::array::from_fn(|v| init(ya, v));
-        let mut acc_b: [S::V; NV] = std::array::from_fn(|v| init(yb, v));
+        }
         let n = (a1 - a0).min(b1 - b0);
         for i in 0..n {
             self.entry::<S, NV>(a0 + i, xt, &mut acc_a);

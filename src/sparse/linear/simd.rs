@@ -128,32 +128,30 @@ mod x86 {
             stream: bool,
         ) {
             // Within each 128-bit lane: unpack pairs, then quads, as in `transpose8_avx`;
-            // then a 4 × 4 transpose of the lanes themselves.
-            let r: [__m512; 16] = std::array::from_fn(|i| unsafe {
-                if i < w {
-                    _mm512_loadu_ps(src.add(i * src_ld))
-                } else {
-                    _mm512_setzero_ps()
-                }
-            });
-            let t: [__m512; 16] = std::array::from_fn(|i| {
-                let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-                if i % 2 == 0 {
-                    _mm512_unpacklo_ps(a, b)
-                } else {
-                    _mm512_unpackhi_ps(a, b)
-                }
-            });
+            // then a 4 × 4 transpose of the lanes themselves. Plain loops rather than
+            // `array::from_fn`: a closure is compiled without the caller's target
+            // features, so the intrinsics in it would not inline.
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (i, v) in r.iter_mut().enumerate().take(w) {
+                *v = _mm512_loadu_ps(src.add(i * src_ld));
+            }
+            let mut t = [_mm512_setzero_ps(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
             // u[4g + j], lane l: column 4l + j of rows 4g..4g + 4.
-            let u: [__m512; 16] = std::array::from_fn(|i| {
-                let (g, j) = (i / 4, i % 4);
-                let (a, b) = (t[4 * g + j / 2], t[4 * g + 2 + j / 2]);
-                if j % 2 == 0 {
-                    _mm512_shuffle_ps::<0x44>(a, b)
-                } else {
-                    _mm512_shuffle_ps::<0xEE>(a, b)
+            let mut u = [_mm512_setzero_ps(); 16];
+            for g in 0..4 {
+                for j in 0..4 {
+                    let (a, b) = (t[4 * g + j / 2], t[4 * g + 2 + j / 2]);
+                    u[4 * g + j] = if j % 2 == 0 {
+                        _mm512_shuffle_ps::<0x44>(a, b)
+                    } else {
+                        _mm512_shuffle_ps::<0xEE>(a, b)
+                    };
                 }
-            });
+            }
             for j in 0..4 {
                 let a = _mm512_shuffle_f32x4::<0x44>(u[j], u[4 + j]);
                 let b = _mm512_shuffle_f32x4::<0x44>(u[8 + j], u[12 + j]);
@@ -195,61 +193,44 @@ mod x86 {
         dst_ld: usize,
         [w, n]: [usize; 2],
     ) {
-        let r: [__m256; 8] = std::array::from_fn(|i| unsafe {
-            if i < w {
-                _mm256_loadu_ps(src.add(i * src_ld))
-            } else {
-                _mm256_setzero_ps()
+        let mut r = [_mm256_setzero_ps(); 8];
+        for (i, v) in r.iter_mut().enumerate().take(w) {
+            *v = _mm256_loadu_ps(src.add(i * src_ld));
+        }
+        let mut t = [_mm256_setzero_ps(); 8];
+        for i in 0..4 {
+            t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        // u[j] (u[j + 4]): columns j and j + 4 of rows 0..4 (rows 4..8).
+        let mut u = [_mm256_setzero_ps(); 8];
+        for h in 0..2 {
+            for j in 0..4 {
+                let (a, b) = (t[4 * h + j / 2], t[4 * h + 2 + j / 2]);
+                u[4 * h + j] = if j % 2 == 0 {
+                    _mm256_shuffle_ps::<0x44>(a, b)
+                } else {
+                    _mm256_shuffle_ps::<0xEE>(a, b)
+                };
             }
-        });
+        }
         // Lanes below `w` of every destination row.
         let mask = _mm256_cmpgt_epi32(
             _mm256_set1_epi32(w as i32),
             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
         );
-        let store = |p: *mut f32, v: __m256| unsafe {
+        for j in 0..n {
+            let v = if j < 4 {
+                _mm256_permute2f128_ps::<0x20>(u[j], u[j + 4])
+            } else {
+                _mm256_permute2f128_ps::<0x31>(u[j - 4], u[j])
+            };
+            let p = dst.add(j * dst_ld);
             if w < 8 {
                 _mm256_maskstore_ps(p, mask, v)
             } else {
                 _mm256_storeu_ps(p, v)
             }
-        };
-        let t: [__m256; 8] = std::array::from_fn(|i| {
-            let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
-            if i % 2 == 0 {
-                _mm256_unpacklo_ps(a, b)
-            } else {
-                _mm256_unpackhi_ps(a, b)
-            }
-        });
-        let q = |a: __m256, b: __m256, hi: bool| {
-            if hi {
-                _mm256_shuffle_ps::<0xEE>(a, b)
-            } else {
-                _mm256_shuffle_ps::<0x44>(a, b)
-            }
-        };
-        let u = [
-            q(t[0], t[2], false),
-            q(t[0], t[2], true),
-            q(t[1], t[3], false),
-            q(t[1], t[3], true),
-            q(t[4], t[6], false),
-            q(t[4], t[6], true),
-            q(t[5], t[7], false),
-            q(t[5], t[7], true),
-        ];
-        for j in 0..4.min(n) {
-            store(
-                dst.add(j * dst_ld),
-                _mm256_permute2f128_ps::<0x20>(u[j], u[j + 4]),
-            );
-        }
-        for j in 4..n {
-            store(
-                dst.add(j * dst_ld),
-                _mm256_permute2f128_ps::<0x31>(u[j - 4], u[j]),
-            );
         }
     }
 

@@ -8,7 +8,7 @@ mod common;
 use common::sparsevlp;
 use sparsevlp::data::synth::{generate, SynthConfig};
 use sparsevlp::demo::{
-    rows, run_plan, write_report, AllocationRule, DemoPlan, Family, PrunePair, HEADER,
+    gap_summary, rows, run_plan, write_report, AllocationRule, DemoPlan, Family, PrunePair, HEADER,
 };
 use sparsevlp::report::text_table;
 use sparsevlp::train::loss::LossKind;
@@ -109,6 +109,38 @@ fn demo_plan_runs_every_stage_and_the_report_matches_the_table() {
         let svg = std::fs::read_to_string(out.join(plot)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{plot}");
     }
+
+    // The gap summary: BCE's gap and each other dense model's share of it, from the
+    // entries' own accuracies (one seed here, so the means are the values).
+    let acc = |n: &str, split: &str| by_name(n).facts.accuracy[split].overall;
+    let (id, ood) = (acc("bce", "test-id"), acc("bce", "test-ood"));
+    let summary = gap_summary(&entries).unwrap();
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(lines.len(), 3, "{summary}");
+    assert!(
+        lines[0].contains(&format!("gap {:.1} points", id - ood)),
+        "{summary}"
+    );
+    for (line, model) in lines[1..].iter().zip(["lmh", "lpf"]) {
+        let share = 100.0 * (acc(model, "test-ood") - ood) / (id - ood);
+        assert_eq!(
+            *line,
+            format!(
+                "{model}: test-ood {:.1}, closes {share:.0}% of BCE's gap.",
+                acc(model, "test-ood")
+            )
+        );
+    }
+    assert!(gap_summary(&entries[1..]).is_none(), "no bce, no summary");
+
+    // Without pruning chains there is no accuracy-vs-sparsity plot.
+    let bare = tmp.path().join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    write_report(&bare, &entries[..3], &[], "dense only").unwrap();
+    assert!(!bare.join("accuracy_vs_sparsity.svg").exists());
+    let markdown = std::fs::read_to_string(bare.join("report.md")).unwrap();
+    assert!(!markdown.contains("accuracy_vs_sparsity"), "{markdown}");
+    assert!(bare.join("ood_vs_latency.svg").exists());
 }
 
 #[test]

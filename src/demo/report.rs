@@ -281,8 +281,8 @@ pub fn frontier_plot(entries: &[Entry]) -> LinePlot {
     }
 }
 
-/// Writes report.md, results.csv, results.json and the two plots into `out`; returns
-/// the text table.
+/// Writes report.md, results.csv, results.json and the plots into `out` (the
+/// accuracy-vs-sparsity plot only when there are pruning chains); returns the text table.
 pub fn write_report(
     out: &Path,
     entries: &[Entry],
@@ -291,22 +291,29 @@ pub fn write_report(
 ) -> Result<String> {
     let rows = rows(entries);
     let table = text_table(&HEADER, &rows);
+    let sparsity_link = if chains.is_empty() {
+        ""
+    } else {
+        "![accuracy vs sparsity](accuracy_vs_sparsity.svg)\n\n"
+    };
     let markdown = format!(
-        "# sparsevlp demo report\n\n{notes}\n\n{}\n\n![accuracy vs sparsity](accuracy_vs_sparsity.svg)\n\n![OOD accuracy vs latency](ood_vs_latency.svg)\n",
+        "# sparsevlp demo report\n\n{notes}\n\n{}\n\n{sparsity_link}![OOD accuracy vs latency](ood_vs_latency.svg)\n",
         markdown_table(&HEADER, &rows)
     );
     let json = serde_json::to_string_pretty(entries)
         .map_err(|e| crate::Error::invalid(format!("cannot encode the demo results: {e}")))?;
-    let files: [(&str, String); 5] = [
+    let mut files: Vec<(&str, String)> = vec![
         ("report.md", markdown),
         ("results.csv", to_csv(&HEADER, &rows)),
         ("results.json", json),
-        (
-            "accuracy_vs_sparsity.svg",
-            sparsity_plot(entries, chains).to_svg(),
-        ),
         ("ood_vs_latency.svg", frontier_plot(entries).to_svg()),
     ];
+    if !chains.is_empty() {
+        files.push((
+            "accuracy_vs_sparsity.svg",
+            sparsity_plot(entries, chains).to_svg(),
+        ));
+    }
     for (name, text) in files {
         write_atomically(&out.join(name), text.as_bytes())?;
     }

@@ -25,9 +25,10 @@ pub enum DataCommand {
     /// Write the built-in biased dataset (VQA-CP v2 format) into a directory.
     ///
     /// Rendered scenes of coloured shapes with questions of six VQA question types
-    /// (yes/no, number, other), split into train / val / test-id (one answer distribution
-    /// per question type) and test-ood (a different dominant answer per question type).
-    /// Also writes stats.json and prints the dataset's statistics.
+    /// (yes/no, number, other), split into train and test-id (one answer distribution per
+    /// question type: a dominant answer at --yes-no-bias / --bias), test-ood (a different
+    /// dominant answer per question type) and val (balanced by default: every answer of a
+    /// type equally often). Also writes stats.json and prints the dataset's statistics.
     Synth(SynthArgs),
     /// Print a dataset's statistics and write them to stats.json.
     ///

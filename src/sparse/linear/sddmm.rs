@@ -133,7 +133,12 @@ unsafe fn block_rows<S: Lanes, const NV: usize, const G: usize>(
     let mut acc = [[S::zero(); NV]; G];
     for t in 0..tokens {
         let xs = x.as_ptr().add(t * npad + c0);
-        let xv: [S::V; NV] = std::array::from_fn(|v| unsafe { S::load(xs.add(v * S::LANES)) });
+        // A loop, not `array::from_fn`: its closure would be compiled without the
+        // caller's target features and the loads would not inline.
+        let mut xv = [S::zero(); NV];
+        for (v, lane) in xv.iter_mut().enumerate() {
+            *lane = S::load(xs.add(v * S::LANES));
+        }
         let ds = dy.as_ptr().add(t * mpad + r0);
         for (g, acc_g) in acc.iter_mut().enumerate() {
             let d = S::splat(*ds.add(g));

@@ -135,9 +135,7 @@ impl DemoPlan {
             ..DemoPlan::reproduce()
         }
     }
-}
 
-impl DemoPlan {
     /// The out-of-distribution table (issue 7 of the tracker): the dual-stream tiny
     /// model trained with BCE, LMH and LPF at the training defaults, three seeds; no
     /// pruning, no DAS.

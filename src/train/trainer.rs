@@ -61,7 +61,7 @@ pub struct TrainOptions {
     /// it moves the model's; at full rate the gate's scale g(h) outgrows the main model
     /// and explains the zero targets of answers outside a question type before the main
     /// logits learn them, which leaves those logits free to leak into other question
-    /// types (BENCHMARKS.md, "LMH's gate"). Older runs without it read 1.0 (their gate
+    /// types (BENCHMARKS.md, "The out-of-distribution table"). Older runs without it read 1.0 (their gate
     /// trained at the head's rate of 1.0).
     #[serde(default = "legacy_objective_lr_mult")]
     pub objective_lr_mult: f64,

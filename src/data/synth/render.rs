@@ -96,6 +96,8 @@ pub(crate) fn regions(
     let mut feats = vec![0f32; REGIONS * FEATURE_DIM];
     let mut boxes = vec![0f32; REGIONS * 4];
     let noise_seed = seed_for(seed, &format!("regions {image_id}"));
+    // Its own stream, so the Gaussian draws never reuse the uniform noise's hashes.
+    let small_seed = seed_for(noise_seed, "small objects");
     for (k, o) in scene.objects.iter().enumerate() {
         let f = &mut feats[k * FEATURE_DIM..(k + 1) * FEATURE_DIM];
         let colour = Colour::ALL.iter().position(|&c| c == o.colour).unwrap_or(0);
@@ -107,7 +109,7 @@ pub(crate) fn regions(
         for (j, v) in f[..12].iter_mut().enumerate() {
             let index = (k * FEATURE_DIM + j) as u64;
             *v += if o.size == Size::Small && j < 10 {
-                small_noise as f32 * gaussian(noise_seed, index)
+                small_noise as f32 * gaussian(small_seed, index)
             } else {
                 (hash_uniform(noise_seed, index) - 0.5) * 0.2
             };
@@ -123,7 +125,7 @@ pub(crate) fn regions(
 /// hashed uniforms).
 fn gaussian(seed: u64, index: u64) -> f32 {
     let u1 = hash_uniform(seed, 2 * index).max(f32::MIN_POSITIVE);
-    let u2 = hash_uniform(seed ^ 0x9e37_79b9_7f4a_7c15, 2 * index + 1);
+    let u2 = hash_uniform(seed, 2 * index + 1);
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 

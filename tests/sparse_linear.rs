@@ -200,9 +200,9 @@ fn compressed_rows_handle_ragged_tiles_and_unaligned_outputs() {
     // Token counts around the 16/32/64-token tiles, output widths around the 16-row
     // transpose blocks, every third row empty, row 2 fully dense (CSR), and outputs
     // starting at several float offsets within a cache line. 600 rows make several
-    // task ranges (at most 512 rows each) and a ragged last transpose block; 2100 rows
-    // at 513 tokens an output large enough for non-temporal stores; 400 columns several
-    // column panels (the first one overwrites the accumulators, the last transposes).
+    // task ranges (at most 512 rows each), 128-row output blocks and a ragged last
+    // transpose block; 2100 rows many ranges; 400 columns several column panels (the
+    // first one overwrites the accumulators, the last leaves block by block).
     let shapes = [
         ([16, 40], 1),
         ([47, 33], 2),

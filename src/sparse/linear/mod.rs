@@ -14,6 +14,7 @@
 //! scalar); [`SparseLinear::with_simd`] pins a narrower one (tests, benchmarks). Work is
 //! split over rayon's global pool.
 
+mod groups;
 mod pack;
 mod panels;
 mod rows;

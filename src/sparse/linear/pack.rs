@@ -157,7 +157,6 @@ pub(super) fn pack_tiles_into<S: Lanes>(
                                             dst.as_mut_ptr().add(c * t + k),
                                             t,
                                             [n, n],
-                                            false,
                                         )
                                     };
                                 }

@@ -1,47 +1,39 @@
 //! [`Rows`]: a weight prepared for the per-row gather kernel — CSR, its transpose (CSC)
 //! and 2:4 (as the CSR of its slots) use it.
 //!
-//! The operator `A [out, inp]` is held as compressed rows. The kernel computes
+//! The operator `A [out, inp]` is held as compressed rows. The forward kernel computes
 //! `Yᵗ[r, tile] = Σ_e A[r, c_e] · Xᵗ[c_e, tile]` for a tile of `T` tokens, vectorised over
 //! tokens: per stored entry one broadcast of the weight and `T / LANES` loads and
 //! multiply-adds from the token-tiled activations (see [`super::pack`]), at most 64
-//! tokens. The columns are cut into panels (at least [`MIN_PANEL_COLS`], wider for
-//! sparser rows, see [`panel_cols`]) so the panel of the token tile in use stays close
-//! while every row of a task passes over it (each row keeps, per panel, where its
-//! entries start), and rows go in pairs so the multiply-add chains overlap.
+//! tokens. It runs on the [`Groups`] layout: column panel by column panel (so the
+//! panel of the tile stays in L1), rows in groups of equal entry count whose
+//! accumulators stay in registers (see [`super::groups`]).
 //!
 //! Tasks own contiguous row ranges of balanced cost (entries plus a per-row overhead),
 //! starting at multiples of [`RANGE_ALIGN`] rows, rather than rows in the matrix's
 //! heavy-first `row_order`: a range's finished `Yᵗ` block is transposed (`LANES × LANES`
 //! register blocks, 16 × 16 with AVX-512) straight into the output's columns `r0..r1`,
 //! which no other task touches, and the cost balance gives the same load balance as the
-//! swizzle.
+//! swizzle. Activations are packed into a per-thread buffer reused between calls, as is
+//! each task's `Yᵗ` (no allocation or zero fill per call: the first panel sets the
+//! accumulators). The last panel runs block by block of [`BLOCK_ROWS`] rows, and a
+//! finished block's outputs leave at once, while its accumulators are in L1, in
+//! cache-line-aligned windows: each token's outputs of 16 rows one 64-byte store,
+//! masked at ragged edges. Plain stores: non-temporal ones were no faster in two A/B
+//! runs of one binary at 90–95% sparsity and about 15% slower at 98%.
 //!
-//! Costs that do not scale with the entries are kept small: activations are packed with
-//! register transposes into a per-thread buffer reused between calls, as is each task's
-//! `Yᵗ` (no allocation or zero fill per call: the first panel sets the accumulators);
-//! the last panel runs in cache-line-aligned groups of rows, each transposed while in
-//! L1 so every token's outputs of a block leave as one 64-byte store, non-temporal for
-//! outputs past [`STREAM_MIN`] (no read of the line first), masked at ragged edges.
+//! Floors (AVX-512, 3072 × 768 weight × 512 tokens): every multiply-add needs its own
+//! activation load (the weight broadcast is shared by the tile's 4 registers), so the
+//! loop is bound by loads: about 1.3–1.5 multiply-adds per cycle per core with the
+//! activations in L1 (a synthetic loop over one panel), against 1.8 for the dense
+//! kernel, whose operands come from registers.
 //!
-//! Floors (AVX-512, 3072 × 768 weight × 512 tokens): the multiply-adds need one
-//! activation load each (the weight broadcast is shared by the tile's 4 registers), so
-//! the loop is bound by loads, and the whole 192 KiB tile of `Xᵗ` does not fit L1 —
-//! a panel's lines come largely from L2, at about 0.75 multiply-adds per cycle per core
-//! (estimated from the time) against 2 at the load-port limit. What remains per call
-//! besides the entries is packing and writing the 6 MiB output: at 99.9% sparsity one
-//! thread still takes ≈ 0.65 ms, against ≈ 2.3 ms at 95% and ≈ 3.7 ms at 90%.
-//!
-//! Measured and not kept (one thread, minimum of 15 calls, loaded machine; 90% / 95%
-//! against 3.78 / 2.36 ms for this design): four rows interleaved instead of two (3.68
-//! / 2.34 ms, within noise); L1 blocking — groups of 32–128 rows running every panel
-//! before their transpose, so their `Yᵗ` stays in L1, with 96–192-column panels
-//! (3.87–4.07 / 2.55–2.82 ms); 32-token tiles with four rows and 192-column panels
-//! (4.03–4.07 / 2.55 ms). Unstructured rows share few columns, so keeping a panel in L1
-//! saves less than the extra per-row, per-panel work costs.
+//! The rows' split into panels of [`panel_cols`] columns is kept for the weight
+//! gradient ([`super::sddmm`]), which walks the rows panel by panel.
 
 use rayon::prelude::*;
 
+use super::groups::{Group, Groups, BLOCK_ROWS, GROUP, MAX_PANEL};
 use super::pack::{pack_tiles_into, with_scratch, Scratch};
 use super::simd::{Lanes, Portable, SharedOut};
 #[cfg(target_arch = "x86_64")]
@@ -64,33 +56,36 @@ pub(super) struct Rows {
     split: Vec<usize>,
     /// Task boundaries: task `i` owns rows `ranges[i]..ranges[i + 1]`.
     ranges: Vec<usize>,
+    /// The forward kernel's layout of the entries.
+    groups: Groups,
 }
 
 /// Most rows one task owns (bounds its `Yᵗ` buffer).
 const MAX_RANGE_ROWS: usize = 512;
+/// Task ranges a matrix is cut into by cost (fewer where [`MAX_RANGE_ROWS`] or a
+/// minimum cost per range bind): long ranges share each loaded activation panel among
+/// more rows (at 90% sparsity, 3072 × 768 × 512: cutting into 16 instead of 4 cost 5–8%).
+const RANGES_PER_MATRIX: usize = 4;
 /// Task ranges start at multiples of this many rows, so whole register blocks of a
 /// range's outputs are transposed together.
 const RANGE_ALIGN: usize = 16;
-/// Rows transposed into the output together: a token's outputs of a group are written
-/// as whole cache lines (the output's rows are often a multiple of 4 KiB apart, so
-/// partially written lines would evict each other before they are complete).
-const OUT_GROUP: usize = 32;
-/// Outputs of at least this many floats (4 MiB, twice both cores' L2 together) are written
-/// with non-temporal stores: they would not stay in cache anyway, and the stores then
-/// skip reading the lines first. Smaller ones stay in cache for their consumer.
-const STREAM_MIN: usize = 1 << 20;
 /// The cost of a row beyond its entries, in entries.
 const ROW_COST: usize = 4;
-/// Fewest input columns per panel: a panel of a 64-token tile is then 24 KiB.
-const MIN_PANEL_COLS: usize = 96;
-/// Entries a row should have per panel, so the per-panel row overhead stays small.
-const ENTRIES_PER_PANEL: usize = 16;
+/// Fewest input columns per panel: a panel of a 64-token tile is then 32 KiB, within a
+/// 48 KiB L1.
+const MIN_PANEL_COLS: usize = 128;
+/// Most input columns per panel.
+const MAX_PANEL_COLS: usize = MAX_PANEL;
+/// Entries an average row should have per panel: each row costs its accumulators' load
+/// and store per panel, so sparse matrices take wider panels (at 95% and 98% sparsity,
+/// 256 columns beat 128 by 2–8%; at 50–70%, 128 beat 256 by 20–30%).
+const ENTRIES_PER_PANEL: usize = 12;
 
-/// Input columns per panel: at least [`MIN_PANEL_COLS`], widened for sparse matrices so
-/// an average row has [`ENTRIES_PER_PANEL`] entries in each.
+/// Input columns per panel: [`MIN_PANEL_COLS`], widened up to [`MAX_PANEL_COLS`] for
+/// sparse matrices so an average row has [`ENTRIES_PER_PANEL`] entries in each.
 fn panel_cols(out: usize, inp: usize, nnz: usize) -> usize {
     let per_row = nnz.div_ceil(out.max(1)).max(1);
-    (ENTRIES_PER_PANEL * inp / per_row).clamp(MIN_PANEL_COLS, inp.max(MIN_PANEL_COLS))
+    (ENTRIES_PER_PANEL * inp / per_row).clamp(MIN_PANEL_COLS, MAX_PANEL_COLS)
 }
 
 impl Rows {
@@ -104,7 +99,7 @@ impl Rows {
         values: Vec<f32>,
     ) -> Rows {
         let total = col_idx.len() + ROW_COST * out;
-        let target = (total / 16).max(4096);
+        let target = (total / RANGES_PER_MATRIX).max(4096);
         let mut ranges = vec![0];
         let mut cost = 0;
         for r in 0..out {
@@ -120,6 +115,7 @@ impl Rows {
         }
         let panel_cols = panel_cols(out, inp, col_idx.len());
         let panels = inp.div_ceil(panel_cols);
+        let groups = Groups::new(inp, panel_cols, &row_ptr, &col_idx, &values, &ranges);
         let mut split = Vec::with_capacity(out * (panels + 1));
         for r in 0..out {
             let mut e = row_ptr[r];
@@ -133,6 +129,7 @@ impl Rows {
         Rows {
             out,
             inp,
+            groups,
             row_ptr,
             col_idx,
             values,
@@ -178,7 +175,8 @@ impl Rows {
 
     /// `y [tokens, out] = x [tokens, inp] · Aᵀ` at `level` (slice lengths checked by the
     /// caller). The token tile is the smallest of 1, 2 or 4 registers (at most 64
-    /// tokens) that covers `tokens`.
+    /// tokens) that covers `tokens`; with AVX2's 16 registers at most 2, so a group's
+    /// `GROUP × 2` accumulators and the broadcast weight fit.
     pub(super) fn forward(&self, x: &[f32], tokens: usize, y: &mut [f32], level: SimdLevel) {
         match (level, tokens) {
             #[cfg(target_arch = "x86_64")]
@@ -190,9 +188,7 @@ impl Rows {
             #[cfg(target_arch = "x86_64")]
             (SimdLevel::Avx2, 0..=8) => self.run::<Ymm, 1>(x, tokens, y),
             #[cfg(target_arch = "x86_64")]
-            (SimdLevel::Avx2, 9..=16) => self.run::<Ymm, 2>(x, tokens, y),
-            #[cfg(target_arch = "x86_64")]
-            (SimdLevel::Avx2, _) => self.run::<Ymm, 4>(x, tokens, y),
+            (SimdLevel::Avx2, _) => self.run::<Ymm, 2>(x, tokens, y),
             (_, 0..=8) => self.run::<Portable, 1>(x, tokens, y),
             _ => self.run::<Portable, 4>(x, tokens, y),
         }
@@ -210,184 +206,138 @@ impl Rows {
             pack_tiles_into::<S>(x, tokens, self.inp, t, xp);
             let xp = &*xp;
             let out = SharedOut::new(y);
-            let stream = tokens * self.out >= STREAM_MIN;
-            self.ranges.par_windows(2).for_each(|range| {
-                let (r0, r1) = (range[0], range[1]);
-                with_scratch(Scratch::Accum, (r1 - r0) * t, |yt| {
-                    for tile in 0..tiles {
-                        let xt = &xp[tile * self.inp * t..(tile + 1) * self.inp * t];
-                        let valid = t.min(tokens - tile * t);
-                        // SAFETY: see `range_tile`; this task alone owns output columns
-                        // r0..r1 and the tile's `valid` tokens are inside the output.
-                        S::run(
-                            #[inline(always)]
-                            || unsafe {
-                                self.range_tile::<S, NV>(
-                                    [r0, r1],
-                                    xt,
-                                    yt,
-                                    valid,
-                                    out.at(tile * t * self.out),
-                                    stream,
-                                )
-                            },
-                        );
-                    }
+            self.ranges
+                .par_windows(2)
+                .enumerate()
+                .for_each(|(i, range)| {
+                    let (r0, r1) = (range[0], range[1]);
+                    // One more row: the groups' spare.
+                    with_scratch(Scratch::Accum, (r1 - r0 + 1) * t, |yt| {
+                        for tile in 0..tiles {
+                            let xt = &xp[tile * self.inp * t..(tile + 1) * self.inp * t];
+                            let valid = t.min(tokens - tile * t);
+                            // SAFETY: see `range_tile`; this task alone owns output
+                            // columns r0..r1 and the tile's `valid` tokens are inside the
+                            // output.
+                            S::run(
+                                #[inline(always)]
+                                || unsafe {
+                                    self.range_tile::<S, NV>(
+                                        i,
+                                        [r0, r1],
+                                        xt,
+                                        yt,
+                                        valid,
+                                        out.at(tile * t * self.out),
+                                    )
+                                },
+                            );
+                        }
+                    });
                 });
-            });
         });
     }
 
-    /// One token tile of the rows `r0..r1`: every panel into `yt` (the first from zero),
-    /// the last one group by group, each group transposed into `dst` (the tile's first
-    /// output row) while it is still in L1, with non-temporal stores when `stream`.
+    /// One token tile of range `i` (rows `r0..r1`): every panel's groups into `yt`, the
+    /// last block by block, each finished block's rows transposed into `dst` (the tile's
+    /// first output row) in cache-line-aligned windows.
     ///
     /// # Safety
     /// Runs at `S::LEVEL`; `xt` is one packed tile of `t = NV * LANES` tokens; `yt` holds
-    /// `t` floats per row of the range; `dst` is writable at `k * out + r` for `k <
-    /// valid`, `r0 <= r < r1`.
+    /// `t` floats per row of the range and one more row; `dst` is writable at `k * out +
+    /// r` for `k < valid`, `r0 <= r < r1`.
     #[inline(always)]
     unsafe fn range_tile<S: Lanes, const NV: usize>(
         &self,
+        i: usize,
         [r0, r1]: [usize; 2],
         xt: &[f32],
         yt: &mut [f32],
         valid: usize,
         dst: *mut f32,
-        stream: bool,
     ) {
         let t = NV * S::LANES;
-        if self.panels == 0 {
-            yt.fill(0.0);
-        }
-        let last = self.panels.saturating_sub(1);
-        for p in 0..last {
-            self.rows_pass::<S, NV>(p, r0, [r0, r1], xt, yt);
-        }
-        // Groups start where an output row's column `g` starts a cache line (the first
-        // group ends there), so whole transposed blocks are line-aligned stores.
+        let rows = r1 - r0;
+        let last = self.groups.panels() - 1;
+        // Outputs leave in windows that start where an output row's column starts a
+        // cache line (the first window ends there), so each transposed block is whole
+        // line-aligned stores; `done` rows have left.
         let line = S::LANES;
         let head = (line - (dst as usize / 4 + r0) % line) % line;
-        let mut g = r0;
-        while g < r1 {
-            let ge = if g == r0 && head > 0 {
-                r0 + head
-            } else {
-                g + OUT_GROUP
+        let mut done = 0;
+        for (u, unit) in self.groups.units(i).enumerate() {
+            // Units past `last` are blocks of the last panel.
+            let p = u.min(last);
+            let panel = &xt[p * self.groups.panel_cols() * t..];
+            for g in unit {
+                self.group_panel::<S, NV>(g, p == 0, panel, yt);
             }
-            .min(r1);
-            if self.panels > 0 {
-                self.rows_pass::<S, NV>(last, r0, [g, ge], xt, yt);
+            if u >= last {
+                // Rows up to `ready` are final; those of whole windows leave while in L1
+                // (`ready >= BLOCK_ROWS > head` unless it is the range's end).
+                let ready = ((u - last + 1) * BLOCK_ROWS).min(rows);
+                let end = if ready == rows {
+                    ready
+                } else {
+                    head + (ready - head) / line * line
+                };
+                if end > done {
+                    transpose_out::<S>(
+                        &yt[done * t..],
+                        t,
+                        [end - done, valid],
+                        dst.add(r0 + done),
+                        self.out,
+                    );
+                    done = end;
+                }
             }
-            transpose_out::<S>(
-                &yt[(g - r0) * t..],
-                t,
-                [ge - g, valid],
-                dst.add(g),
-                self.out,
-                stream,
-            );
-            g = ge;
-        }
-        S::fence();
-    }
-
-    /// Adds panel `p` of rows `rows[0]..rows[1]` into `yt` (the buffer of the range
-    /// starting at `r0`; panel 0 overwrites it), two rows at a time.
-    ///
-    /// # Safety
-    /// As for [`Rows::rows_panel`].
-    #[inline(always)]
-    unsafe fn rows_pass<S: Lanes, const NV: usize>(
-        &self,
-        p: usize,
-        r0: usize,
-        [first, end]: [usize; 2],
-        xt: &[f32],
-        yt: &mut [f32],
-    ) {
-        let t = NV * S::LANES;
-        let mut r = first;
-        while r < end {
-            let pair = r + 1 < end;
-            self.rows_panel::<S, NV>(r, pair, p, xt, &mut yt[(r - r0) * t..]);
-            r += if pair { 2 } else { 1 };
         }
     }
 
-    /// Adds panel `p` of row `r` (and of row `r + 1` when `pair`) over one token tile:
-    /// `yt[..t] += Σ_e v_e · xt[c_e][..t]` (row `r + 1` into `yt[t..2t]`; panel 0 sets
-    /// instead of adding).
+    /// Runs one group's steps over a token tile: `yt[row][..t] (+)= Σ v · panel[c][..t]`
+    /// for each of its rows, setting instead of adding in the first panel.
     ///
     /// # Safety
-    /// Runs at `S::LEVEL`; `xt` is `[inp][t]`; `yt` holds `t` (or `2t` when `pair`)
-    /// floats.
+    /// Runs at `S::LEVEL`; `panel` is the tile from the group's panel's first column on
+    /// (`[cols][t]`); `yt` holds `t` floats for each of the group's rows (offsets within
+    /// the range, the spare one included).
     #[inline(always)]
-    unsafe fn rows_panel<S: Lanes, const NV: usize>(
+    unsafe fn group_panel<S: Lanes, const NV: usize>(
         &self,
-        r: usize,
-        pair: bool,
-        p: usize,
-        xt: &[f32],
+        g: &Group,
+        first: bool,
+        panel: &[f32],
         yt: &mut [f32],
     ) {
-        let t = NV * S::LANES;
-        let first = p == 0;
-        let a = self.panel_entries(r, p);
-        let b = if pair {
-            self.panel_entries(r + 1, p)
-        } else {
-            0..0
-        };
-        let (a0, a1, b0, b1) = (a.start, a.end, b.start, b.end);
-        if !first && a0 == a1 && b0 == b1 {
-            return;
-        }
-        let ya = yt.as_mut_ptr();
-        let yb = ya.add(if pair { t } else { 0 });
+        let (t, l) = (NV * S::LANES, S::LANES);
+        let y = yt.as_mut_ptr();
+        let x = panel.as_ptr();
         // Loops rather than `array::from_fn`: its closure is compiled without the
         // caller's target features, so the loads in it would not inline.
-        let mut acc_a = [S::zero(); NV];
-        let mut acc_b = [S::zero(); NV];
+        let mut acc = [[S::zero(); NV]; GROUP];
         if !first {
-            for v in 0..NV {
-                acc_a[v] = S::load(ya.add(v * S::LANES));
-                acc_b[v] = S::load(yb.add(v * S::LANES));
+            for (k, a) in acc.iter_mut().enumerate() {
+                let yk = y.add(g.rows[k] as usize * t);
+                for (v, a) in a.iter_mut().enumerate() {
+                    *a = S::load(yk.add(v * l));
+                }
             }
         }
-        let n = (a1 - a0).min(b1 - b0);
-        for i in 0..n {
-            self.entry::<S, NV>(a0 + i, xt, &mut acc_a);
-            self.entry::<S, NV>(b0 + i, xt, &mut acc_b);
-        }
-        for e in a0 + n..a1 {
-            self.entry::<S, NV>(e, xt, &mut acc_a);
-        }
-        for e in b0 + n..b1 {
-            self.entry::<S, NV>(e, xt, &mut acc_b);
-        }
-        if pair {
-            for (v, a) in acc_b.iter().enumerate() {
-                S::store(yb.add(v * S::LANES), *a);
+        for step in self.groups.steps(g) {
+            for (k, a) in acc.iter_mut().enumerate() {
+                let w = S::splat(step.vals[k]);
+                let xs = x.add((step.cols >> (8 * k) & 0xff) as usize * t);
+                for (v, a) in a.iter_mut().enumerate() {
+                    *a = S::fma(S::load(xs.add(v * l)), w, *a);
+                }
             }
         }
-        for (v, a) in acc_a.iter().enumerate() {
-            S::store(ya.add(v * S::LANES), *a);
-        }
-    }
-
-    /// `acc += v_e · xt[c_e][..t]` for entry `e`.
-    ///
-    /// # Safety
-    /// Runs at `S::LEVEL`; `e` is an entry; `xt` is `[inp][NV * LANES]`.
-    #[inline(always)]
-    unsafe fn entry<S: Lanes, const NV: usize>(&self, e: usize, xt: &[f32], acc: &mut [S::V; NV]) {
-        let w = S::splat(*self.values.get_unchecked(e));
-        let xs = xt
-            .as_ptr()
-            .add(*self.col_idx.get_unchecked(e) as usize * NV * S::LANES);
-        for (v, a) in acc.iter_mut().enumerate() {
-            *a = S::fma(S::load(xs.add(v * S::LANES)), w, *a);
+        for (k, a) in acc.iter().enumerate() {
+            let yk = y.add(g.rows[k] as usize * t);
+            for (v, a) in a.iter().enumerate() {
+                S::store(yk.add(v * l), *a);
+            }
         }
     }
 }
@@ -395,8 +345,7 @@ impl Rows {
 /// `dst[k * ld + i] = yt[i * t + k]` for `i < rows`, `k < tokens`: the finished `Yᵗ`
 /// block of a row group written into the output's columns, `LANES × LANES` blocks at a
 /// time (the last one masked to the rows left), so each token's outputs of a block go
-/// out as one register store — with `stream`, a non-temporal one where it fills a cache
-/// line.
+/// out as one register store.
 ///
 /// # Safety
 /// Runs at `S::LEVEL`; `yt` is `[rows][t]` with `t` a multiple of `LANES`; `dst` is
@@ -408,14 +357,13 @@ unsafe fn transpose_out<S: Lanes>(
     [rows, tokens]: [usize; 2],
     dst: *mut f32,
     ld: usize,
-    stream: bool,
 ) {
     let n = S::LANES;
     let src = yt.as_ptr();
     for k in (0..tokens).step_by(n) {
         for i in (0..rows).step_by(n) {
             let wn = [n.min(rows - i), n.min(tokens - k)];
-            S::transpose_lanes(src.add(i * t + k), t, dst.add(k * ld + i), ld, wn, stream);
+            S::transpose_lanes(src.add(i * t + k), t, dst.add(k * ld + i), ld, wn);
         }
     }
 }

@@ -37,9 +37,7 @@ pub(super) trait Lanes: Copy {
     /// Writes the transpose of the top `w` rows of the `LANES × LANES` block at `src`
     /// (row stride `src_ld`; only those rows are read) to `dst` (row stride `dst_ld`),
     /// its first `n` rows: `dst[j * dst_ld + i] = src[i * src_ld + j]` for `i < w`, `j <
-    /// n`. With `stream`, whole destination rows that start on a cache line go out as
-    /// non-temporal stores where the level has them (then [`Lanes::fence`] before the
-    /// output is handed over).
+    /// n`.
     #[inline(always)]
     unsafe fn transpose_lanes(
         src: *const f32,
@@ -47,7 +45,6 @@ pub(super) trait Lanes: Copy {
         dst: *mut f32,
         dst_ld: usize,
         [w, n]: [usize; 2],
-        _stream: bool,
     ) {
         for i in 0..w {
             for j in 0..n {
@@ -55,10 +52,6 @@ pub(super) trait Lanes: Copy {
             }
         }
     }
-
-    /// Orders this thread's earlier non-temporal stores before its later stores.
-    #[inline(always)]
-    unsafe fn fence() {}
 
     /// Runs `f` compiled for [`Self::LEVEL`] (pass an `#[inline(always)]` closure).
     #[inline(always)]
@@ -125,15 +118,18 @@ mod x86 {
             dst: *mut f32,
             dst_ld: usize,
             [w, n]: [usize; 2],
-            stream: bool,
         ) {
             // Within each 128-bit lane: unpack pairs, then quads, as in `transpose8_avx`;
             // then a 4 × 4 transpose of the lanes themselves. Plain loops rather than
             // `array::from_fn`: a closure is compiled without the caller's target
             // features, so the intrinsics in it would not inline.
+            // A loop of fixed length, so `r` stays in registers (a loop bounded by `w`
+            // kept it on the stack).
             let mut r = [_mm512_setzero_ps(); 16];
-            for (i, v) in r.iter_mut().enumerate().take(w) {
-                *v = _mm512_loadu_ps(src.add(i * src_ld));
+            for (i, v) in r.iter_mut().enumerate() {
+                if i < w {
+                    *v = _mm512_loadu_ps(src.add(i * src_ld));
+                }
             }
             let mut t = [_mm512_setzero_ps(); 16];
             for i in 0..8 {
@@ -168,18 +164,12 @@ mod x86 {
                         let p = dst.add((4 * l + j) * dst_ld);
                         if w < 16 {
                             _mm512_mask_storeu_ps(p, (1u16 << w) - 1, v);
-                        } else if stream && (p as usize).is_multiple_of(64) {
-                            _mm512_stream_ps(p, v);
                         } else {
                             _mm512_storeu_ps(p, v);
                         }
                     }
                 }
             }
-        }
-        #[inline(always)]
-        unsafe fn fence() {
-            _mm_sfence()
         }
     }
 
@@ -275,7 +265,6 @@ mod x86 {
             dst: *mut f32,
             dst_ld: usize,
             wn: [usize; 2],
-            _stream: bool,
         ) {
             transpose8_avx(src, src_ld, dst, dst_ld, wn)
         }

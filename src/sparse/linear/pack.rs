@@ -103,9 +103,11 @@ pub(super) fn pack_tiles<S: Lanes>(x: &[f32], tokens: usize, cols: usize, t: usi
 }
 
 /// Packs `x [tokens, cols]` into `dst` (`ceil(tokens / t) * cols * t` floats, any prior
-/// contents; the layout of the module comment, padding tokens written as zeros). When
-/// `t` is a multiple of `S::LANES`, whole `LANES × LANES` blocks go through
-/// [`Lanes::transpose_lanes`] at `S::LEVEL`; the rest element by element.
+/// contents; the layout of the module comment, padding tokens written as zeros). The
+/// tile's tokens go through [`Lanes::transpose_lanes`] at `S::LEVEL` in blocks of
+/// `S::LANES` tokens (the last one partial, with masked stores, so tiles of any width —
+/// 12 tokens for the dense kernel — are vectorised) × `S::LANES` columns; the columns
+/// past the last whole block of a chunk and the padding tokens element by element.
 pub(super) fn pack_tiles_into<S: Lanes>(
     x: &[f32],
     tokens: usize,
@@ -128,12 +130,6 @@ pub(super) fn pack_tiles_into<S: Lanes>(
             let first = tile * t;
             let valid = t.min(tokens - first);
             let rows = &x[first * cols..(first + valid) * cols];
-            // Token blocks handled by whole-register transposes.
-            let full = if t.is_multiple_of(n) {
-                valid / n * n
-            } else {
-                0
-            };
             // Chunks of columns per task; within one, whole-register blocks go token
             // block by token block so `x` is read as `n` sequential streams.
             dst.par_chunks_mut(CHUNK_COLS * t)
@@ -141,22 +137,23 @@ pub(super) fn pack_tiles_into<S: Lanes>(
                 .for_each(|(chunk, dst)| {
                     let c0 = chunk * CHUNK_COLS;
                     let width = dst.len() / t;
-                    let wide = if full > 0 { width / n * n } else { 0 };
+                    let wide = width / n * n;
                     S::run(
                         #[inline(always)]
                         || {
-                            for k in (0..full).step_by(n) {
+                            for k in (0..valid).step_by(n) {
+                                let w = n.min(valid - k);
                                 for c in (0..wide).step_by(n) {
-                                    // SAFETY: runs at S::LEVEL; tokens k..k+n of the
+                                    // SAFETY: runs at S::LEVEL; tokens k..k+w of the
                                     // tile and columns c0+c..c0+c+n are inside `rows`,
-                                    // and columns c..c+n, tokens k..k+n inside `dst`.
+                                    // and columns c..c+n, tokens k..k+w inside `dst`.
                                     unsafe {
                                         S::transpose_lanes(
                                             rows.as_ptr().add(k * cols + c0 + c),
                                             cols,
                                             dst.as_mut_ptr().add(c * t + k),
                                             t,
-                                            [n, n],
+                                            [w, n],
                                         )
                                     };
                                 }
@@ -171,7 +168,7 @@ pub(super) fn pack_tiles_into<S: Lanes>(
                         for j in 0..t {
                             let row =
                                 (j < valid).then(|| &rows[j * cols + c0..j * cols + c0 + width]);
-                            let first = if j < full { wide.max(b) } else { b };
+                            let first = if j < valid { wide.max(b) } else { b };
                             for c in first..be {
                                 dst[c * t + j] = row.map_or(0.0, |r| r[c]);
                             }
@@ -191,7 +188,9 @@ mod tests {
     /// layout, padding included.
     fn check_into<S: Lanes>() {
         for (tokens, cols) in [(1usize, 5usize), (31, 17), (40, 33), (70, 300)] {
-            for t in [S::LANES, 2 * S::LANES, 4 * S::LANES] {
+            // Tile widths of whole registers, and ragged ones (the last token block
+            // of a tile partial: 12 is the dense kernel's).
+            for t in [S::LANES, 2 * S::LANES, 4 * S::LANES, 3, 12, S::LANES + 4] {
                 let x: Vec<f32> = (0..tokens * cols).map(|i| i as f32 * 0.5 - 3.0).collect();
                 let mut p = vec![f32::NAN; tokens.div_ceil(t) * cols * t];
                 pack_tiles_into::<S>(&x, tokens, cols, t, &mut p);

@@ -183,9 +183,12 @@ mod x86 {
         dst_ld: usize,
         [w, n]: [usize; 2],
     ) {
+        // A loop of fixed length, so `r` stays in registers.
         let mut r = [_mm256_setzero_ps(); 8];
-        for (i, v) in r.iter_mut().enumerate().take(w) {
-            *v = _mm256_loadu_ps(src.add(i * src_ld));
+        for (i, v) in r.iter_mut().enumerate() {
+            if i < w {
+                *v = _mm256_loadu_ps(src.add(i * src_ld));
+            }
         }
         let mut t = [_mm256_setzero_ps(); 8];
         for i in 0..4 {

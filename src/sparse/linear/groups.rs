@@ -29,7 +29,7 @@ pub(super) const GROUP: usize = 4;
 
 /// Rows of one block of the last panel. Each token's outputs of a block leave as
 /// `BLOCK_ROWS / 16` consecutive cache lines; at 3072 × 768 × 512 and 90% sparsity, 16-row
-/// blocks took 1.61–1.84 ms a call, 32 rows 1.46–1.52, 64 rows 1.46–1.52, 128 rows
+/// blocks took 1.67–2.11 ms a call, 32 rows 1.46–1.52, 64 rows 1.46–1.52, 128 rows
 /// 1.39–1.43, 256 rows 1.46–1.48 (the output, 6 MiB, does not stay in cache).
 pub(super) const BLOCK_ROWS: usize = 128;
 

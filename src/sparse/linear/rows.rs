@@ -24,9 +24,9 @@
 //!
 //! Floors (AVX-512, 3072 × 768 weight × 512 tokens): every multiply-add needs its own
 //! activation load (the weight broadcast is shared by the tile's 4 registers), so the
-//! loop is bound by loads: about 1.3–1.5 multiply-adds per cycle per core with the
-//! activations in L1 (a synthetic loop over one panel), against 1.8 for the dense
-//! kernel, whose operands come from registers.
+//! loop is bound by loads: a synthetic loop over one L1-resident panel reaches 1.15
+//! multiply-adds per cycle per core with 13-step groups and 1.35 with 100-step ones,
+//! against 1.83 for the dense kernel, whose operands come from registers.
 //!
 //! The rows' split into panels of [`panel_cols`] columns is kept for the weight
 //! gradient ([`super::sddmm`]), which walks the rows panel by panel.
@@ -62,9 +62,10 @@ pub(super) struct Rows {
 
 /// Most rows one task owns (bounds its `Yᵗ` buffer).
 const MAX_RANGE_ROWS: usize = 512;
-/// Task ranges a matrix is cut into by cost (fewer where [`MAX_RANGE_ROWS`] or a
-/// minimum cost per range bind): long ranges share each loaded activation panel among
-/// more rows (at 90% sparsity, 3072 × 768 × 512: cutting into 16 instead of 4 cost 5–8%).
+/// Task ranges a matrix is cut into by cost (more where [`MAX_RANGE_ROWS`] binds, fewer
+/// where the minimum cost per range does): long ranges share each loaded activation
+/// panel among more rows (at 90% sparsity, 3072 × 768 × 512: cutting into 16 instead of
+/// 4 cost 5–8%).
 const RANGES_PER_MATRIX: usize = 4;
 /// Task ranges start at multiples of this many rows, so whole register blocks of a
 /// range's outputs are transposed together.
@@ -78,7 +79,7 @@ const MIN_PANEL_COLS: usize = 128;
 const MAX_PANEL_COLS: usize = MAX_PANEL;
 /// Entries an average row should have per panel: each row costs its accumulators' load
 /// and store per panel, so sparse matrices take wider panels (at 95% and 98% sparsity,
-/// 256 columns beat 128 by 2–8%; at 50–70%, 128 beat 256 by 20–30%).
+/// 256 columns beat 128 by 2–9%; at 50–70%, 128 beat 256 by 20–30%).
 const ENTRIES_PER_PANEL: usize = 12;
 
 /// Input columns per panel: [`MIN_PANEL_COLS`], widened up to [`MAX_PANEL_COLS`] for

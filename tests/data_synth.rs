@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sparsevlp::data::stats::DatasetStats;
-use sparsevlp::data::synth::{generate, SynthConfig};
+use sparsevlp::data::synth::{generate, made_with, SynthConfig};
 use sparsevlp::data::{
     prepare, AnswerType, AnswerVocab, BatchOptions, BiasPrior, DataConfig, RegionFeatures,
     VisualBatch, VisualKind, VqaDataset, VqaScorer,
@@ -56,6 +56,36 @@ fn the_same_seed_writes_the_same_bytes() {
     assert_eq!(total, 400);
     let names: Vec<&str> = summary.questions.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["train", "val", "test-id", "test-ood"]);
+}
+
+#[test]
+fn a_dataset_knows_the_settings_it_was_made_with() {
+    // `train`/`eval`/`demo` regenerate their default dataset when this says no, so a
+    // dataset from an older version's defaults is not used silently.
+    let dir = tempfile::tempdir().unwrap();
+    assert!(!made_with(dir.path(), &small(3, 200)), "an empty directory");
+    generate(dir.path(), &small(3, 200), &mut |_| {}).unwrap();
+    assert!(made_with(dir.path(), &small(3, 200)));
+    assert!(
+        !made_with(dir.path(), &small(3, 300)),
+        "other question count"
+    );
+    assert!(!made_with(dir.path(), &small(4, 200)), "other seed");
+    let other_bias = SynthConfig {
+        yes_no_bias: 0.8,
+        ..small(3, 200)
+    };
+    assert!(!made_with(dir.path(), &other_bias), "other yes/no bias");
+    let manifest = dir.path().join("dataset.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("\"balanced_val\": true", "\"balanced_val\": false"),
+    )
+    .unwrap();
+    assert!(!made_with(dir.path(), &small(3, 200)), "an edited manifest");
+    std::fs::write(&manifest, "{ not json").unwrap();
+    assert!(!made_with(dir.path(), &small(3, 200)), "a broken manifest");
 }
 
 #[test]

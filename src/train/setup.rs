@@ -13,10 +13,9 @@
 use std::path::{Path, PathBuf};
 
 use super::run_dir::{load_answers, ANSWERS_FILE};
+use crate::data::files::io_error;
 use crate::data::synth::{self, SynthConfig};
-use crate::data::{
-    prepare, DataConfig, GridConfig, ImageConfig, Prepared, VisualKind, VqaDataset, MANIFEST,
-};
+use crate::data::{prepare, DataConfig, GridConfig, ImageConfig, Prepared, VisualKind, VqaDataset};
 use crate::error::{Error, Result};
 use crate::model::config::{Arch, ModelConfig};
 
@@ -25,17 +24,28 @@ use crate::model::config::{Arch, ModelConfig};
 pub const DEFAULT_DATA_DIR: &str = ".sparsevlp/synth";
 
 /// The dataset directory: `data` when given, else [`DEFAULT_DATA_DIR`], generated there
-/// with [`SynthConfig::default`] when it holds no dataset yet (`progress` hears about it).
+/// with [`SynthConfig::default`] when it holds no dataset yet — or one generated with
+/// other settings (an older version's defaults), which is replaced, so the default
+/// dataset always is the documented one (`progress` hears about it).
 pub fn resolve_data_dir(data: Option<&Path>, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     if let Some(dir) = data {
         return Ok(dir.to_path_buf());
     }
     let dir = PathBuf::from(DEFAULT_DATA_DIR);
-    if !dir.join(MANIFEST).is_file() {
+    let cfg = SynthConfig::default();
+    if !synth::made_with(&dir, &cfg) {
+        if dir.exists() {
+            progress(&format!(
+                "{DEFAULT_DATA_DIR} holds a dataset made with other settings than today's \
+                 defaults (or an unfinished one); replacing it (pass --data DIR to use a \
+                 dataset of your own)"
+            ));
+            std::fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
+        }
         progress(&format!(
             "generating the built-in synthetic dataset in {DEFAULT_DATA_DIR}"
         ));
-        synth::generate(&dir, &SynthConfig::default(), progress)?;
+        synth::generate(&dir, &cfg, progress)?;
     }
     Ok(dir)
 }

@@ -26,13 +26,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rayon::prelude::*;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
 use crate::rng::{seed_for, Rng};
 
 use super::features::RegionFeatures;
-use super::files::{file_error, io_error, write_atomically, write_json};
+use super::files::{file_error, io_error, read_json, write_atomically, write_json};
 use super::vqa::{
     AnnotationRecord, AnswerRecord, ImageSourceSpec, Manifest, QuestionRecord, SplitFiles, MANIFEST,
 };
@@ -304,29 +304,56 @@ pub fn generate(
             .map(|(f, &d)| (f.question_type(), f.answers()[d]))
             .collect()
     };
+    let mut generator = settings(cfg);
+    generator.insert("name".into(), json!("sparsevlp data synth"));
+    generator.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
+    generator.insert(
+        "dominant_answers".into(),
+        json!({
+            "in_distribution": dominant(&skew_id),
+            "out_of_distribution": dominant(&skew_ood),
+        }),
+    );
     let manifest = Manifest {
         splits,
         images: Some(source),
         features: Some("features.safetensors".into()),
-        generator: Some(json!({
-            "name": "sparsevlp data synth",
-            "version": env!("CARGO_PKG_VERSION"),
-            "seed": cfg.seed,
-            "questions": cfg.questions,
-            "bias": cfg.bias,
-            "yes_no_bias": cfg.yes_no_bias,
-            "image_size": cfg.image_size,
-            "questions_per_image": cfg.per_image,
-            "small_object_noise": cfg.small_noise,
-            "balanced_val": cfg.balanced_val,
-            "dominant_answers": {
-                "in_distribution": dominant(&skew_id),
-                "out_of_distribution": dominant(&skew_ood),
-            },
-        })),
+        generator: Some(Value::Object(generator)),
     };
     write_json(&out.join(MANIFEST), &manifest)?;
     Ok(summary)
+}
+
+/// The settings of `cfg` under the names the manifest's `generator` facts use.
+fn settings(cfg: &SynthConfig) -> Map<String, Value> {
+    [
+        ("seed", json!(cfg.seed)),
+        ("questions", json!(cfg.questions)),
+        ("bias", json!(cfg.bias)),
+        ("yes_no_bias", json!(cfg.yes_no_bias)),
+        ("image_size", json!(cfg.image_size)),
+        ("questions_per_image", json!(cfg.per_image)),
+        ("small_object_noise", json!(cfg.small_noise)),
+        ("balanced_val", json!(cfg.balanced_val)),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), value))
+    .collect()
+}
+
+/// Whether `dir` holds a dataset this generator wrote with `cfg`'s settings (its
+/// manifest records every one of them); false when there is no readable manifest, or it
+/// comes from elsewhere or from other settings (e.g. an older version's defaults).
+pub fn made_with(dir: &Path, cfg: &SynthConfig) -> bool {
+    let Ok(manifest) = read_json::<Manifest>(&dir.join(MANIFEST)) else {
+        return false;
+    };
+    let Some(Value::Object(facts)) = manifest.generator else {
+        return false;
+    };
+    settings(cfg)
+        .iter()
+        .all(|(key, value)| facts.get(key) == Some(value))
 }
 
 /// Ten annotator answers: mostly the answer, some spelled differently, a few other

@@ -49,10 +49,8 @@ pub(super) struct Rows {
     row_ptr: Vec<usize>,
     col_idx: Vec<u32>,
     values: Vec<f32>,
-    /// Column panels: `inp.div_ceil(panel_cols)`.
-    panels: usize,
-    /// `split[r * (panels + 1) + p]`: the first entry of row `r` at a column
-    /// `>= p * panel_cols` (the last is the row's end).
+    /// `split[r * (panels + 1) + p]`: the first entry of row `r` at a column `>= p *
+    /// panel_cols` (the last is the row's end), over the panels of [`Groups`].
     split: Vec<usize>,
     /// Task boundaries: task `i` owns rows `ranges[i]..ranges[i + 1]`.
     ranges: Vec<usize>,
@@ -115,8 +113,8 @@ impl Rows {
             ranges.push(out);
         }
         let panel_cols = panel_cols(out, inp, col_idx.len());
-        let panels = inp.div_ceil(panel_cols);
         let groups = Groups::new(inp, panel_cols, &row_ptr, &col_idx, &values, &ranges);
+        let panels = groups.panels();
         let mut split = Vec::with_capacity(out * (panels + 1));
         for r in 0..out {
             let mut e = row_ptr[r];
@@ -134,7 +132,6 @@ impl Rows {
             row_ptr,
             col_idx,
             values,
-            panels,
             split,
             ranges,
         }
@@ -160,13 +157,13 @@ impl Rows {
 
     /// The entries of row `r` in column panel `p` (`p < panels()`).
     pub(super) fn panel_entries(&self, r: usize, p: usize) -> std::ops::Range<usize> {
-        let at = r * (self.panels + 1) + p;
+        let at = r * (self.panels() + 1) + p;
         self.split[at]..self.split[at + 1]
     }
 
-    /// Number of column panels.
+    /// Number of column panels (those of the forward kernel's [`Groups`]).
     pub(super) fn panels(&self) -> usize {
-        self.panels
+        self.groups.panels()
     }
 
     /// Task boundaries over rows.

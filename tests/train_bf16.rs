@@ -10,15 +10,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::gpu::{check, devices, rel_err, round_half, t64, widen, TOL_F32, TOL_HALF};
-use common::synth::prepared_synth;
+use common::synth::{prepared_synth, seeded_model};
 use half::bf16;
 use sparsevlp::data::{Batch, BatchOptions, Prepared};
 use sparsevlp::gpu::dense::HalfType;
 use sparsevlp::gradcheck::{check_gradient, dot, GradCheckConfig};
 use sparsevlp::model::config::ModelConfig;
 use sparsevlp::model::hf_checkpoint::HfCheckpoint;
-use sparsevlp::model::vqa::VqaModel;
-use sparsevlp::nn::{Init, Module, Precision};
+use sparsevlp::nn::{Module, Precision};
 use sparsevlp::ops::matmul::{linear, linear_backward};
 use sparsevlp::ops::mixed::{linear_bf16, linear_bf16_backward, to_bf16};
 use sparsevlp::train::bridge::batch_loss;
@@ -185,11 +184,7 @@ fn tiny_data(dir: &Path) -> (ModelConfig, Prepared) {
 
 /// A fresh BCE trainer on batches of 4, with a constant learning rate `lr`.
 fn trainer<'d>(config: &ModelConfig, data: &'d Prepared, lr: f64) -> Trainer<'d> {
-    let init = Init {
-        seed: 5,
-        ..Init::default()
-    };
-    let model = HfCheckpoint::new(config.clone(), VqaModel::new(config, &init).unwrap());
+    let model = seeded_model(config, 5);
     let objective = build_objective(LossKind::Bce, config.hidden, 5).unwrap();
     let options = TrainOptions {
         epochs: 1,

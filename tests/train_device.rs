@@ -9,12 +9,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::gpu::devices;
-use common::synth::prepared_synth;
+use common::synth::{prepared_synth, seeded_model};
 use sparsevlp::data::{BatchOptions, Prepared};
 use sparsevlp::model::config::ModelConfig;
 use sparsevlp::model::hf_checkpoint::HfCheckpoint;
-use sparsevlp::model::vqa::VqaModel;
-use sparsevlp::nn::{Init, Module};
+use sparsevlp::nn::Module;
 use sparsevlp::train::loss::{build_objective, LossKind};
 use sparsevlp::train::run_dir::LAST;
 use sparsevlp::train::{TrainOptions, Trainer};
@@ -26,11 +25,7 @@ fn tiny_data(dir: &Path, preset: &str) -> (ModelConfig, Prepared) {
 }
 
 fn trainer<'d>(config: &ModelConfig, data: &'d Prepared, loss: LossKind) -> Trainer<'d> {
-    let init = Init {
-        seed: 11,
-        ..Init::default()
-    };
-    let model = HfCheckpoint::new(config.clone(), VqaModel::new(config, &init).unwrap());
+    let model = seeded_model(config, 11);
     let objective = build_objective(loss, config.hidden, 11).unwrap();
     let options = TrainOptions {
         epochs: 1,

@@ -6,12 +6,10 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::synth::prepared_synth;
+use common::synth::{prepared_synth, seeded_model};
 use sparsevlp::data::{BatchOptions, Prepared};
 use sparsevlp::model::config::ModelConfig;
-use sparsevlp::model::hf_checkpoint::HfCheckpoint;
-use sparsevlp::model::vqa::VqaModel;
-use sparsevlp::nn::{Init, Module};
+use sparsevlp::nn::Module;
 use sparsevlp::train::loss::{build_objective, LossKind};
 use sparsevlp::train::{TrainOptions, Trainer};
 
@@ -26,11 +24,7 @@ fn params(m: &dyn Module) -> Vec<(String, Vec<f64>)> {
 type Snapshots = [Vec<(String, Vec<f64>)>; 4];
 
 fn one_step(config: &ModelConfig, data: &Prepared, head: f64, objective: f64) -> Snapshots {
-    let init = Init {
-        seed: 3,
-        ..Init::default()
-    };
-    let model = HfCheckpoint::new(config.clone(), VqaModel::new(config, &init).unwrap());
+    let model = seeded_model(config, 3);
     let lmh = build_objective(LossKind::Lmh, config.hidden, 3).unwrap();
     let options = TrainOptions {
         epochs: 1,

@@ -10,12 +10,12 @@ use std::rc::Rc;
 
 mod common;
 
-use common::synth::prepared_synth;
+use common::synth::{prepared_synth, seeded_model};
 use sparsevlp::data::{BatchOptions, Prepared, VisualBatch};
 use sparsevlp::model::config::ModelConfig;
 use sparsevlp::model::hf_checkpoint::HfCheckpoint;
 use sparsevlp::model::vqa::VqaModel;
-use sparsevlp::nn::{Init, Mode, Module};
+use sparsevlp::nn::{Mode, Module};
 use sparsevlp::train::loss::{build_objective, LossKind};
 use sparsevlp::train::run_dir::{load_record, LAST, LOG_FILE};
 use sparsevlp::train::{
@@ -40,11 +40,7 @@ fn options() -> TrainOptions {
 }
 
 fn fresh<'d>(config: &ModelConfig, data: &'d Prepared, frozen: BTreeSet<String>) -> Trainer<'d> {
-    let init = Init {
-        seed: 5,
-        ..Init::default()
-    };
-    let model = HfCheckpoint::new(config.clone(), VqaModel::new(config, &init).unwrap());
+    let model = seeded_model(config, 5);
     let objective = build_objective(LossKind::Bce, config.hidden, 5).unwrap();
     Trainer::new(model, objective, data, options(), frozen).unwrap()
 }

@@ -6,6 +6,9 @@ use std::path::Path;
 use sparsevlp::data::synth::{generate, SynthConfig};
 use sparsevlp::data::{prepare, Prepared, VqaDataset};
 use sparsevlp::model::config::ModelConfig;
+use sparsevlp::model::hf_checkpoint::HfCheckpoint;
+use sparsevlp::model::vqa::VqaModel;
+use sparsevlp::nn::Init;
 use sparsevlp::train::setup::{data_config, fit_to_data};
 
 /// Generates `questions` questions with `image_size`-pixel images into `dir` and prepares
@@ -27,4 +30,13 @@ pub fn prepared_synth(
     let data = prepare(&dataset, &data_config(&config, &dataset)).unwrap();
     fit_to_data(&mut config, &data).unwrap();
     (config, data)
+}
+
+/// A freshly initialised model for `config` (weights from `seed`), ready for a trainer.
+pub fn seeded_model(config: &ModelConfig, seed: u64) -> HfCheckpoint {
+    let init = Init {
+        seed,
+        ..Init::default()
+    };
+    HfCheckpoint::new(config.clone(), VqaModel::new(config, &init).unwrap())
 }
